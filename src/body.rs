@@ -1,0 +1,234 @@
+//! Request body decoding: Content-Length and chunked framing (RFC 9112 §6, §7.1). Pure functions over bytes.
+
+use crate::error::HttpError;
+use crate::http::BodyFraming;
+
+/// Longest chunk-size line or trailer line; chunk extensions beyond this are abuse. 4 KiB.
+pub const MAX_CHUNK_LINE: usize = 4 * 1024;
+
+/// Total bytes of trailer fields accepted (and discarded) after the last chunk. 16 KiB.
+pub const MAX_TRAILER_BYTES: usize = 16 * 1024;
+
+/// Where a body decoder is within the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyDecoder {
+    /// `remaining` bytes of a Content-Length body still to come.
+    Length { remaining: u64 },
+    /// Expecting a chunk-size line.
+    ChunkSize,
+    /// Inside a chunk's data.
+    ChunkData { remaining: u64 },
+    /// Expecting the CRLF that ends a chunk's data.
+    ChunkEnd,
+    /// After the last chunk: trailer lines until an empty one; `seen` bytes so far.
+    Trailers { seen: usize },
+    /// The body is complete.
+    Done,
+}
+
+impl BodyDecoder {
+    /// A decoder for a request with this framing.
+    pub fn new(framing: BodyFraming) -> BodyDecoder {
+        match framing {
+            BodyFraming::None | BodyFraming::Length(0) => BodyDecoder::Done,
+            BodyFraming::Length(len) => BodyDecoder::Length { remaining: len },
+            BodyFraming::Chunked => BodyDecoder::ChunkSize,
+        }
+    }
+
+    /// Whether the whole body has been decoded.
+    pub fn is_done(&self) -> bool {
+        *self == BodyDecoder::Done
+    }
+
+    /// Moves body bytes from the front of `input` into `body`, returning how many input bytes were used.
+    /// Stops at the end of the body (the rest of `input` is the next request) or when `input` runs out.
+    /// A body growing past `max_body` is refused as soon as its declared size says so.
+    pub fn decode(
+        &mut self,
+        input: &[u8],
+        body: &mut Vec<u8>,
+        max_body: usize,
+    ) -> Result<usize, HttpError> {
+        let mut used = 0;
+        loop {
+            let rest = &input[used..];
+            match self {
+                BodyDecoder::Done => return Ok(used),
+                BodyDecoder::Length { remaining } | BodyDecoder::ChunkData { remaining } => {
+                    let take = rest
+                        .len()
+                        .min(usize::try_from(*remaining).unwrap_or(usize::MAX));
+                    if take == 0 {
+                        return Ok(used);
+                    }
+                    body.extend_from_slice(&rest[..take]);
+                    used += take;
+                    *remaining -= take as u64;
+                    if *remaining == 0 {
+                        *self = match self {
+                            BodyDecoder::Length { .. } => BodyDecoder::Done,
+                            _ => BodyDecoder::ChunkEnd,
+                        };
+                    }
+                }
+                BodyDecoder::ChunkSize => {
+                    let Some(line) = take_line(rest)? else {
+                        return Ok(used);
+                    };
+                    used += line.len() + 2;
+                    let size = chunk_size(line)?;
+                    if body.len() as u64 + size > max_body as u64 {
+                        return Err(HttpError::PayloadTooLarge);
+                    }
+                    *self = match size {
+                        0 => BodyDecoder::Trailers { seen: 0 },
+                        size => BodyDecoder::ChunkData { remaining: size },
+                    };
+                }
+                BodyDecoder::ChunkEnd => match rest {
+                    [b'\r', b'\n', ..] => {
+                        used += 2;
+                        *self = BodyDecoder::ChunkSize;
+                    }
+                    [] | [b'\r'] => return Ok(used),
+                    _ => return Err(HttpError::BadRequest),
+                },
+                BodyDecoder::Trailers { seen } => {
+                    let Some(line) = take_line(rest)? else {
+                        return Ok(used);
+                    };
+                    used += line.len() + 2;
+                    *seen += line.len() + 2;
+                    if line.is_empty() {
+                        *self = BodyDecoder::Done;
+                    } else if *seen > MAX_TRAILER_BYTES {
+                        return Err(HttpError::HeadersTooLarge);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The line at the front of `input`, without its CRLF; `None` if it is not complete yet.
+fn take_line(input: &[u8]) -> Result<Option<&[u8]>, HttpError> {
+    let window = &input[..input.len().min(MAX_CHUNK_LINE + 2)];
+    match window.iter().position(|&b| b == b'\n') {
+        Some(lf) if lf > 0 && window[lf - 1] == b'\r' => Ok(Some(&window[..lf - 1])),
+        Some(_) => Err(HttpError::BadRequest),
+        None if window.len() > MAX_CHUNK_LINE => Err(HttpError::BadRequest),
+        None => Ok(None),
+    }
+}
+
+/// Parses `chunk-size [ BWS ; chunk-ext ]`, ignoring the extensions and refusing sizes that overflow.
+fn chunk_size(line: &[u8]) -> Result<u64, HttpError> {
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    let extension = line[digits..].iter().find(|&&b| b != b' ' && b != b'\t');
+    if digits == 0 || !matches!(extension, None | Some(b';')) {
+        return Err(HttpError::BadRequest);
+    }
+    line[..digits].iter().try_fold(0u64, |size, &b| {
+        let digit = (b as char).to_digit(16).ok_or(HttpError::BadRequest)?;
+        size.checked_mul(16)
+            .and_then(|s| s.checked_add(u64::from(digit)))
+            .ok_or(HttpError::PayloadTooLarge)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAX: usize = 1024;
+
+    /// Feeds `input` in pieces of `step` bytes the way the connection does: unused bytes stay buffered.
+    fn decode_in_steps(
+        framing: BodyFraming,
+        input: &[u8],
+        step: usize,
+    ) -> Result<(Vec<u8>, usize), HttpError> {
+        let mut decoder = BodyDecoder::new(framing);
+        let mut body = Vec::new();
+        let mut buffered = Vec::new();
+        let mut fed = 0;
+        while !decoder.is_done() {
+            if fed == input.len() {
+                return Err(HttpError::BadRequest);
+            }
+            let end = (fed + step).min(input.len());
+            buffered.extend_from_slice(&input[fed..end]);
+            fed = end;
+            let used = decoder.decode(&buffered, &mut body, MAX)?;
+            buffered.drain(..used);
+        }
+        Ok((body, buffered.len() + input.len() - fed))
+    }
+
+    #[test]
+    fn chunked_body_decodes_at_any_split() {
+        let input = b"4;name=value\r\nWiki\r\n5\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nX-Trailer: 1\r\n\r\nGET /next";
+        for step in 1..=input.len() {
+            let (body, left) = decode_in_steps(BodyFraming::Chunked, input, step).unwrap();
+            assert_eq!(body, b"Wikipedia in\r\n\r\nchunks.", "step {step}");
+            assert_eq!(left, b"GET /next".len(), "step {step}");
+        }
+    }
+
+    #[test]
+    fn length_body_stops_at_its_end() {
+        let (body, left) = decode_in_steps(BodyFraming::Length(5), b"hello world", 3).unwrap();
+        assert_eq!((body.as_slice(), left), (&b"hello"[..], 6));
+    }
+
+    #[test]
+    fn chunk_sizes_that_overflow_are_refused() {
+        let mut decoder = BodyDecoder::new(BodyFraming::Chunked);
+        let result = decoder.decode(b"10000000000000000\r\n", &mut Vec::new(), usize::MAX);
+        assert_eq!(result, Err(HttpError::PayloadTooLarge));
+    }
+
+    #[test]
+    fn chunked_body_over_the_limit_is_refused_when_declared() {
+        let mut decoder = BodyDecoder::new(BodyFraming::Chunked);
+        let mut body = Vec::new();
+        assert_eq!(decoder.decode(b"400\r\n", &mut body, MAX), Ok(5));
+        let mut decoder = BodyDecoder::new(BodyFraming::Chunked);
+        assert_eq!(
+            decoder.decode(b"401\r\n", &mut body, MAX),
+            Err(HttpError::PayloadTooLarge)
+        );
+    }
+
+    #[test]
+    fn malformed_chunks_are_bad_requests() {
+        let bad: &[&[u8]] = &[
+            b"\r\n",
+            b"zz\r\n",
+            b"4 x\r\n",
+            b"4\nWiki",
+            b"2\r\nabX\r\n",
+            b"-1\r\n",
+        ];
+        for input in bad {
+            let mut decoder = BodyDecoder::new(BodyFraming::Chunked);
+            let result = decoder.decode(input, &mut Vec::new(), MAX);
+            assert_eq!(
+                result,
+                Err(HttpError::BadRequest),
+                "{}",
+                String::from_utf8_lossy(input)
+            );
+        }
+        let long_line = vec![b'1'; MAX_CHUNK_LINE + 3];
+        let mut decoder = BodyDecoder::new(BodyFraming::Chunked);
+        assert!(decoder.decode(&long_line, &mut Vec::new(), MAX).is_err());
+    }
+
+    #[test]
+    fn chunk_extensions_with_whitespace_are_ignored() {
+        assert_eq!(chunk_size(b"1a ; ext=\"v\""), Ok(26));
+        assert_eq!(chunk_size(b"0"), Ok(0));
+    }
+}

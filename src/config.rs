@@ -1,0 +1,72 @@
+//! Run-time configuration: what the command line sets, and the limits every buffer, queue and wait obeys.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything the server needs to know before it binds.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on; port 0 picks an ephemeral port.
+    pub addr: SocketAddr,
+    /// The host name given on the command line (`localhost`, `127.0.0.1`, ...), accepted in `Host`.
+    pub host_name: String,
+    /// Document root; uploads go to `<root>/uploads`.
+    pub root: PathBuf,
+    /// Number of worker threads doing blocking file work (the original server's MAX_THREADS).
+    pub workers: usize,
+    /// Extra names accepted in the `Host` header (`--allow-host`), lower-cased.
+    pub allowed_hosts: Vec<String>,
+    /// Bounds on memory, time and concurrency.
+    pub limits: Limits,
+}
+
+impl Config {
+    /// The folder uploads are written to.
+    pub fn upload_dir(&self) -> PathBuf {
+        self.root.join(UPLOAD_DIR)
+    }
+}
+
+/// Name of the uploads folder inside the root, and the URL path prefix of stored uploads.
+pub const UPLOAD_DIR: &str = "uploads";
+
+/// Every bound the server enforces. Defaults are documented on each field.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Longest request head (request line plus headers). Default 16 KiB, enough for large cookies;
+    /// a longer head gets 431 (or 414 when the request line alone is too long).
+    pub max_head_bytes: usize,
+    /// Longest request target. Default 8 KiB, the size RFC 9112 §3 recommends supporting at least.
+    pub max_target_bytes: usize,
+    /// Largest accepted upload body. Default 10 MiB; beyond it 413.
+    pub max_body_bytes: usize,
+    /// How long a connection may sit between requests, or take to send one. Default 5 s.
+    pub idle_timeout: Duration,
+    /// How long a response write may make no progress before the client is dropped. Default 30 s.
+    pub write_timeout: Duration,
+    /// Requests served on one connection before it is closed. Default 100.
+    pub max_requests: u32,
+    /// Open client connections; beyond it new clients get 503 and are closed. Default 16384.
+    pub max_connections: usize,
+    /// Jobs waiting for a worker; when full, new requests get 503. Default 1024.
+    pub max_queued_jobs: usize,
+    /// Bytes a worker reads from a file per job; also the most a download holds in memory. Default 256 KiB.
+    pub file_chunk_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_head_bytes: 16 * 1024,
+            max_target_bytes: 8 * 1024,
+            max_body_bytes: 10 * 1024 * 1024,
+            idle_timeout: Duration::from_secs(5),
+            write_timeout: Duration::from_secs(30),
+            max_requests: 100,
+            max_connections: 16 * 1024,
+            max_queued_jobs: 1024,
+            file_chunk_bytes: 256 * 1024,
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Request failures as HTTP status codes: every error the server answers is one of these.
+
+use crate::http::Status;
+use std::io;
+
+/// A reason to answer a request with an error status instead of what it asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpError {
+    /// Malformed request line, headers, framing or encoding.
+    BadRequest,
+    /// Host names another server, or the path leaves the document root.
+    Forbidden,
+    /// No such file.
+    NotFound,
+    /// A known method this resource does not support; the reply carries `Allow`.
+    MethodNotAllowed(Allow),
+    /// The head did not arrive within the idle timeout.
+    RequestTimeout,
+    /// A body without Content-Length or chunked framing.
+    LengthRequired,
+    /// The body is over `Limits::max_body_bytes`.
+    PayloadTooLarge,
+    /// The request target is over `Limits::max_target_bytes`.
+    UriTooLong,
+    /// A file type outside the MIME table, or an upload that is not JSON.
+    UnsupportedMediaType,
+    /// The head is over `Limits::max_head_bytes` or has too many fields.
+    HeadersTooLarge,
+    /// The server failed (disk, permissions on our own folders).
+    Internal,
+    /// A method or transfer coding this server does not know.
+    NotImplemented,
+    /// The worker queue or the connection table is full.
+    Unavailable,
+    /// Not HTTP/1.0 or HTTP/1.1.
+    VersionNotSupported,
+}
+
+/// The methods a resource answers, for the `Allow` header of a 405.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allow {
+    /// Static files.
+    GetHead,
+    /// The upload endpoint.
+    Post,
+}
+
+impl Allow {
+    /// The `Allow` header value.
+    pub fn header_value(self) -> &'static str {
+        match self {
+            Allow::GetHead => "GET, HEAD",
+            Allow::Post => "POST",
+        }
+    }
+}
+
+impl HttpError {
+    /// The status line this error is answered with.
+    pub fn status(self) -> Status {
+        match self {
+            HttpError::BadRequest => Status::BAD_REQUEST,
+            HttpError::Forbidden => Status::FORBIDDEN,
+            HttpError::NotFound => Status::NOT_FOUND,
+            HttpError::MethodNotAllowed(_) => Status::METHOD_NOT_ALLOWED,
+            HttpError::RequestTimeout => Status::REQUEST_TIMEOUT,
+            HttpError::LengthRequired => Status::LENGTH_REQUIRED,
+            HttpError::PayloadTooLarge => Status::PAYLOAD_TOO_LARGE,
+            HttpError::UriTooLong => Status::URI_TOO_LONG,
+            HttpError::UnsupportedMediaType => Status::UNSUPPORTED_MEDIA_TYPE,
+            HttpError::HeadersTooLarge => Status::HEADERS_TOO_LARGE,
+            HttpError::Internal => Status::INTERNAL_SERVER_ERROR,
+            HttpError::NotImplemented => Status::NOT_IMPLEMENTED,
+            HttpError::Unavailable => Status::SERVICE_UNAVAILABLE,
+            HttpError::VersionNotSupported => Status::VERSION_NOT_SUPPORTED,
+        }
+    }
+
+    /// Errors found while reading the head: we cannot trust where the next request starts, so close after replying.
+    pub fn breaks_framing(self) -> bool {
+        matches!(
+            self,
+            HttpError::BadRequest
+                | HttpError::RequestTimeout
+                | HttpError::LengthRequired
+                | HttpError::PayloadTooLarge
+                | HttpError::UriTooLong
+                | HttpError::HeadersTooLarge
+                | HttpError::NotImplemented
+                | HttpError::VersionNotSupported
+        )
+    }
+}
+
+impl From<io::Error> for HttpError {
+    fn from(err: io::Error) -> Self {
+        match err.kind() {
+            io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => HttpError::NotFound,
+            io::ErrorKind::PermissionDenied => HttpError::Forbidden,
+            _ => HttpError::Internal,
+        }
+    }
+}
+
+impl From<httparse::Error> for HttpError {
+    fn from(err: httparse::Error) -> Self {
+        match err {
+            httparse::Error::TooManyHeaders => HttpError::HeadersTooLarge,
+            httparse::Error::Version => HttpError::VersionNotSupported,
+            _ => HttpError::BadRequest,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_map_to_statuses() {
+        let cases = [
+            (io::ErrorKind::NotFound, 404),
+            (io::ErrorKind::PermissionDenied, 403),
+            (io::ErrorKind::Other, 500),
+            (io::ErrorKind::StorageFull, 500),
+        ];
+        for (kind, code) in cases {
+            assert_eq!(
+                HttpError::from(io::Error::from(kind)).status().code,
+                code,
+                "{kind:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn too_many_headers_is_431() {
+        assert_eq!(
+            HttpError::from(httparse::Error::TooManyHeaders)
+                .status()
+                .code,
+            431
+        );
+        assert_eq!(HttpError::from(httparse::Error::Token).status().code, 400);
+    }
+
+    #[test]
+    fn routing_errors_keep_the_connection() {
+        assert!(!HttpError::NotFound.breaks_framing());
+        assert!(!HttpError::Forbidden.breaks_framing());
+        assert!(!HttpError::MethodNotAllowed(Allow::GetHead).breaks_framing());
+        assert!(HttpError::BadRequest.breaks_framing());
+    }
+}

@@ -1,0 +1,580 @@
+//! The HTTP/1.1 codec: request heads in, response heads out. Pure functions over bytes; no sockets, files or clocks.
+
+use crate::config::Limits;
+use crate::error::HttpError;
+
+/// Most header fields accepted in one request; more gets 431.
+pub const MAX_HEADERS: usize = 64;
+
+/// The name we answer with in `Server`.
+pub const SERVER_NAME: &str = concat!("http-server/", env!("CARGO_PKG_VERSION"));
+
+/// A status code and its reason phrase: the single table every response is built from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    /// The three-digit code.
+    pub code: u16,
+    /// The reason phrase sent after it.
+    pub reason: &'static str,
+}
+
+macro_rules! statuses {
+    ($($name:ident = $code:literal $reason:literal;)*) => {
+        impl Status {
+            $(#[doc = $reason] pub const $name: Status = Status { code: $code, reason: $reason };)*
+        }
+    };
+}
+
+statuses! {
+    CONTINUE = 100 "Continue";
+    OK = 200 "OK";
+    CREATED = 201 "Created";
+    BAD_REQUEST = 400 "Bad Request";
+    FORBIDDEN = 403 "Forbidden";
+    NOT_FOUND = 404 "Not Found";
+    METHOD_NOT_ALLOWED = 405 "Method Not Allowed";
+    REQUEST_TIMEOUT = 408 "Request Timeout";
+    LENGTH_REQUIRED = 411 "Length Required";
+    PAYLOAD_TOO_LARGE = 413 "Content Too Large";
+    URI_TOO_LONG = 414 "URI Too Long";
+    UNSUPPORTED_MEDIA_TYPE = 415 "Unsupported Media Type";
+    HEADERS_TOO_LARGE = 431 "Request Header Fields Too Large";
+    INTERNAL_SERVER_ERROR = 500 "Internal Server Error";
+    NOT_IMPLEMENTED = 501 "Not Implemented";
+    SERVICE_UNAVAILABLE = 503 "Service Unavailable";
+    VERSION_NOT_SUPPORTED = 505 "HTTP Version Not Supported";
+}
+
+/// The request method, as far as routing cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Method {
+    /// GET.
+    Get,
+    /// HEAD: a GET without the body.
+    Head,
+    /// POST.
+    Post,
+    /// A standard method we do not serve (405).
+    Unsupported(String),
+    /// Anything else (501).
+    Unknown(String),
+}
+
+impl Method {
+    fn parse(name: &str) -> Method {
+        match name {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            "PUT" | "DELETE" | "OPTIONS" | "PATCH" | "TRACE" | "CONNECT" => {
+                Method::Unsupported(name.to_owned())
+            }
+            _ => Method::Unknown(name.to_owned()),
+        }
+    }
+
+    /// The method's name, for logs.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Unsupported(name) | Method::Unknown(name) => name,
+        }
+    }
+}
+
+/// How the request says its body is framed (RFC 9112 §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFraming {
+    /// No Content-Length and no Transfer-Encoding: no body.
+    None,
+    /// `Content-Length: n`.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+impl BodyFraming {
+    /// Whether body bytes follow the head.
+    pub fn has_body(self) -> bool {
+        !matches!(self, BodyFraming::None | BodyFraming::Length(0))
+    }
+}
+
+/// What the server needs from a request head, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestHead {
+    /// The method.
+    pub method: Method,
+    /// The request target as sent (origin-form, or the path of an absolute-form target).
+    pub target: String,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub minor_version: u8,
+    /// The authority: the Host header, or the authority of an absolute-form target (RFC 9112 §3.2.2).
+    pub host: Option<String>,
+    /// How the body is framed.
+    pub framing: BodyFraming,
+    /// The Content-Type header, if any.
+    pub content_type: Option<String>,
+    /// `Connection: close` was sent.
+    pub close: bool,
+    /// `Connection: keep-alive` was sent (matters for HTTP/1.0).
+    pub keep_alive: bool,
+    /// `Expect: 100-continue` on HTTP/1.1 (ignored on HTTP/1.0, RFC 9110 §10.1.1).
+    pub expect_continue: bool,
+}
+
+impl RequestHead {
+    /// Whether the client wants the connection kept after this exchange (RFC 9112 §9.3).
+    pub fn wants_keep_alive(&self) -> bool {
+        !self.close && (self.minor_version >= 1 || self.keep_alive)
+    }
+}
+
+/// Parses one request head from the front of `buf`.
+///
+/// `Ok(None)`: the head is incomplete, read more. `Ok(Some((head, n)))`: the head took the first `n` bytes;
+/// the rest of `buf` is body or the next pipelined request.
+pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(RequestHead, usize)>, HttpError> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut fields);
+    let len = match req.parse(buf)? {
+        httparse::Status::Partial => {
+            if buf.len() > limits.max_head_bytes {
+                return Err(oversized_head(buf, limits));
+            }
+            return Ok(None);
+        }
+        httparse::Status::Complete(len) if len > limits.max_head_bytes => {
+            return Err(oversized_head(buf, limits))
+        }
+        httparse::Status::Complete(len) => len,
+    };
+    let (Some(method), Some(target), Some(minor_version)) = (req.method, req.path, req.version)
+    else {
+        return Err(HttpError::BadRequest);
+    };
+    if target.len() > limits.max_target_bytes {
+        return Err(HttpError::UriTooLong);
+    }
+    let mut head = RequestHead {
+        method: Method::parse(method),
+        target: target.to_owned(),
+        minor_version,
+        host: None,
+        framing: BodyFraming::None,
+        content_type: None,
+        close: false,
+        keep_alive: false,
+        expect_continue: false,
+    };
+    let mut hosts = 0;
+    let mut content_length = None;
+    let mut transfer_encoding = None;
+    for field in req.headers.iter() {
+        let name = field.name;
+        let value = std::str::from_utf8(field.value).map_err(|_| HttpError::BadRequest);
+        if name.eq_ignore_ascii_case("host") {
+            hosts += 1;
+            head.host = Some(value?.to_owned());
+        } else if name.eq_ignore_ascii_case("content-length") {
+            // Repeated identical values are allowed; differing ones are a smuggling attempt (RFC 9112 §6.3).
+            let len = parse_content_length(value?)?;
+            if content_length.is_some_and(|seen| seen != len) {
+                return Err(HttpError::BadRequest);
+            }
+            content_length = Some(len);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            let codings: &mut String = transfer_encoding.get_or_insert_with(String::new);
+            if !codings.is_empty() {
+                codings.push(',');
+            }
+            codings.push_str(value?);
+        } else if name.eq_ignore_ascii_case("content-type") {
+            head.content_type = Some(value?.to_owned());
+        } else if name.eq_ignore_ascii_case("connection") {
+            for option in tokens(value?) {
+                head.close |= option.eq_ignore_ascii_case("close");
+                head.keep_alive |= option.eq_ignore_ascii_case("keep-alive");
+            }
+        } else if name.eq_ignore_ascii_case("expect") {
+            head.expect_continue =
+                minor_version >= 1 && value?.trim().eq_ignore_ascii_case("100-continue");
+        }
+    }
+    if hosts > 1 {
+        return Err(HttpError::BadRequest);
+    }
+    if let Some(authority) = absolute_form_authority(&head.target) {
+        let (authority, path) = authority;
+        head.host = Some(authority);
+        head.target = path;
+    }
+    head.framing = match (transfer_encoding, content_length) {
+        (None, None) => BodyFraming::None,
+        (None, Some(len)) => BodyFraming::Length(len),
+        // Both, or chunked on HTTP/1.0: the framing can't be trusted (RFC 9112 §6.1, §6.3).
+        (Some(_), Some(_)) => return Err(HttpError::BadRequest),
+        (Some(_), None) if minor_version == 0 => return Err(HttpError::BadRequest),
+        (Some(codings), None) => transfer_coding(&codings)?,
+    };
+    Ok(Some((head, len)))
+}
+
+/// 414 when the request line alone is over the limit, else 431.
+fn oversized_head(buf: &[u8], limits: &Limits) -> HttpError {
+    let line_end = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
+    if line_end > limits.max_target_bytes {
+        HttpError::UriTooLong
+    } else {
+        HttpError::HeadersTooLarge
+    }
+}
+
+fn parse_content_length(value: &str) -> Result<u64, HttpError> {
+    let value = value.trim();
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(HttpError::BadRequest);
+    }
+    value.parse().map_err(|_| HttpError::BadRequest)
+}
+
+/// Only `chunked` is supported. It must be the last coding, or the length is unknowable (RFC 9112 §6.3).
+fn transfer_coding(codings: &str) -> Result<BodyFraming, HttpError> {
+    let codings: Vec<&str> = tokens(codings).collect();
+    match codings.as_slice() {
+        [only] if only.eq_ignore_ascii_case("chunked") => Ok(BodyFraming::Chunked),
+        [.., last] if last.eq_ignore_ascii_case("chunked") => Err(HttpError::NotImplemented),
+        _ => Err(HttpError::BadRequest),
+    }
+}
+
+/// The comma-separated, trimmed, non-empty elements of a list header.
+fn tokens(value: &str) -> impl Iterator<Item = &str> {
+    value.split(',').map(str::trim).filter(|t| !t.is_empty())
+}
+
+/// Splits `http://authority/path` into its authority and path (RFC 9112 §3.2.2).
+fn absolute_form_authority(target: &str) -> Option<(String, String)> {
+    let scheme_len = if target.len() >= 7 && target[..7].eq_ignore_ascii_case("http://") {
+        7
+    } else {
+        return None;
+    };
+    let rest = &target[scheme_len..];
+    let path_start = rest.find(['/', '?']).unwrap_or(rest.len());
+    let path = match &rest[path_start..] {
+        "" => "/".to_owned(),
+        p if p.starts_with('?') => format!("/{p}"),
+        p => p.to_owned(),
+    };
+    Some((rest[..path_start].to_owned(), path))
+}
+
+/// What a response says about the connection's future (RFC 9112 §9.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persistence {
+    /// `Connection: keep-alive` with the idle timeout and the requests left.
+    KeepAlive {
+        /// Idle timeout in whole seconds.
+        timeout_secs: u64,
+        /// Requests this connection may still make.
+        remaining: u32,
+    },
+    /// `Connection: close`: the server closes after this response.
+    Close,
+}
+
+impl Persistence {
+    /// Whether the connection stays open.
+    pub fn keeps_alive(self) -> bool {
+        matches!(self, Persistence::KeepAlive { .. })
+    }
+}
+
+/// Appends a response head: status line, `Date`, `Server`, the given fields, `Content-Length` and the
+/// connection fields, then the blank line.
+pub fn write_head(
+    out: &mut Vec<u8>,
+    status: Status,
+    date: &str,
+    fields: &[(&str, &str)],
+    content_length: u64,
+    persistence: Persistence,
+) {
+    let mut head = String::with_capacity(256);
+    head.push_str("HTTP/1.1 ");
+    head.push_str(&status.code.to_string());
+    head.push(' ');
+    head.push_str(status.reason);
+    head.push_str("\r\nDate: ");
+    head.push_str(date);
+    head.push_str("\r\nServer: ");
+    head.push_str(SERVER_NAME);
+    for (name, value) in fields {
+        head.push_str("\r\n");
+        head.push_str(name);
+        head.push_str(": ");
+        head.push_str(value);
+    }
+    head.push_str("\r\nContent-Length: ");
+    head.push_str(&content_length.to_string());
+    match persistence {
+        Persistence::KeepAlive {
+            timeout_secs,
+            remaining,
+        } => {
+            head.push_str("\r\nConnection: keep-alive\r\nKeep-Alive: timeout=");
+            head.push_str(&timeout_secs.to_string());
+            head.push_str(", max=");
+            head.push_str(&remaining.to_string());
+        }
+        Persistence::Close => head.push_str("\r\nConnection: close"),
+    }
+    head.push_str("\r\n\r\n");
+    out.extend_from_slice(head.as_bytes());
+}
+
+/// The interim response to `Expect: 100-continue`.
+pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// Appends a complete error response with a small JSON body naming the status and, optionally, why.
+pub fn write_error(
+    out: &mut Vec<u8>,
+    err: HttpError,
+    detail: Option<&str>,
+    date: &str,
+    persistence: Persistence,
+    head_only: bool,
+) {
+    let status = err.status();
+    let mut body = serde_json::json!({ "status": status.code, "error": status.reason });
+    if let Some(detail) = detail {
+        body["message"] = detail.into();
+    }
+    let mut body = body.to_string().into_bytes();
+    body.push(b'\n');
+    let mut fields = vec![("Content-Type", "application/json")];
+    if let HttpError::MethodNotAllowed(allow) = err {
+        fields.push(("Allow", allow.header_value()));
+    }
+    if err == HttpError::Unavailable {
+        fields.push(("Retry-After", "1"));
+    }
+    write_head(out, status, date, &fields, body.len() as u64, persistence);
+    if !head_only {
+        out.extend_from_slice(&body);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(raw: &[u8]) -> Result<Option<(RequestHead, usize)>, HttpError> {
+        parse_head(raw, &Limits::default())
+    }
+
+    fn head(raw: &[u8]) -> RequestHead {
+        match parse(raw) {
+            Ok(Some((head, _))) => head,
+            other => panic!("expected a complete head, got {other:?}"),
+        }
+    }
+
+    const GET: &[u8] =
+        b"GET /index.html HTTP/1.1\r\nHost: localhost:8080\r\nUser-Agent: t\r\nAccept: */*\r\n\r\n";
+
+    #[test]
+    fn every_prefix_of_a_valid_head_needs_more() {
+        for end in 0..GET.len() {
+            assert_eq!(parse(&GET[..end]), Ok(None), "prefix of {end} bytes");
+        }
+        assert!(matches!(parse(GET), Ok(Some((_, n))) if n == GET.len()));
+    }
+
+    #[test]
+    fn pipelined_buffer_reports_the_first_heads_length() {
+        let mut buf = GET.to_vec();
+        buf.extend_from_slice(b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n");
+        let (head, consumed) = parse(&buf).unwrap().unwrap();
+        assert_eq!(consumed, GET.len());
+        assert_eq!(head.target, "/index.html");
+        assert_eq!(head.host.as_deref(), Some("localhost:8080"));
+    }
+
+    #[test]
+    fn http11_keeps_alive_unless_told_to_close() {
+        assert!(head(GET).wants_keep_alive());
+        assert!(
+            !head(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Close\r\n\r\n").wants_keep_alive()
+        );
+        assert!(
+            !head(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: foo, close\r\n\r\n")
+                .wants_keep_alive()
+        );
+    }
+
+    #[test]
+    fn http10_closes_unless_asked_to_keep_alive() {
+        assert!(!head(b"GET / HTTP/1.0\r\n\r\n").wants_keep_alive());
+        assert!(head(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").wants_keep_alive());
+    }
+
+    #[test]
+    fn body_framing_is_read_from_the_head() {
+        let h = head(b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\n\r\n");
+        assert_eq!(h.framing, BodyFraming::Length(12));
+        let h = head(
+            b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\ncontent-length: 12\r\n\r\n",
+        );
+        assert_eq!(h.framing, BodyFraming::Length(12));
+        let h = head(b"POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n");
+        assert_eq!(h.framing, BodyFraming::Chunked);
+        assert_eq!(head(GET).framing, BodyFraming::None);
+    }
+
+    #[test]
+    fn ambiguous_framing_is_rejected() {
+        let bad: &[&[u8]] = &[
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1,1\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+            b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ];
+        for raw in bad {
+            assert_eq!(
+                parse(raw),
+                Err(HttpError::BadRequest),
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+        let gzip = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
+        assert_eq!(parse(gzip), Err(HttpError::NotImplemented));
+    }
+
+    #[test]
+    fn duplicate_host_is_rejected() {
+        let raw = b"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n";
+        assert_eq!(parse(raw), Err(HttpError::BadRequest));
+    }
+
+    #[test]
+    fn absolute_form_target_supplies_the_host() {
+        let h = head(b"GET http://localhost:8080/a.html?x=1 HTTP/1.1\r\nHost: other\r\n\r\n");
+        assert_eq!(h.host.as_deref(), Some("localhost:8080"));
+        assert_eq!(h.target, "/a.html?x=1");
+        let h = head(b"GET HTTP://example HTTP/1.1\r\nHost: other\r\n\r\n");
+        assert_eq!(
+            (h.host.as_deref(), h.target.as_str()),
+            (Some("example"), "/")
+        );
+    }
+
+    #[test]
+    fn expect_continue_only_counts_on_http11() {
+        assert!(
+            head(b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\n\r\n").expect_continue
+        );
+        assert!(!head(b"POST / HTTP/1.0\r\nExpect: 100-continue\r\n\r\n").expect_continue);
+    }
+
+    #[test]
+    fn oversized_heads_get_414_or_431() {
+        let limits = Limits::default();
+        let long_target = format!(
+            "GET /{} HTTP/1.1\r\nHost: a\r\n\r\n",
+            "a".repeat(limits.max_target_bytes)
+        );
+        assert_eq!(parse(long_target.as_bytes()), Err(HttpError::UriTooLong));
+        let endless_line = vec![b'a'; limits.max_head_bytes + 1];
+        let mut endless = b"GET /".to_vec();
+        endless.extend_from_slice(&endless_line);
+        assert_eq!(parse(&endless), Err(HttpError::UriTooLong));
+        let big_field = format!(
+            "GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n",
+            "b".repeat(limits.max_head_bytes)
+        );
+        assert_eq!(parse(big_field.as_bytes()), Err(HttpError::HeadersTooLarge));
+        let many: String = (0..=MAX_HEADERS).map(|i| format!("X-{i}: v\r\n")).collect();
+        let many = format!("GET / HTTP/1.1\r\n{many}\r\n");
+        assert_eq!(parse(many.as_bytes()), Err(HttpError::HeadersTooLarge));
+    }
+
+    #[test]
+    fn malformed_heads_are_bad_requests() {
+        let bad: &[&[u8]] = &[
+            b"GET / HTTP/1.1\r\nBad Header: x\r\n\r\n",
+            b"\x01GET / HTTP/1.1\r\n\r\n",
+            b"GET  HTTP/1.1\r\n\r\n",
+        ];
+        for raw in bad {
+            assert_eq!(
+                parse(raw),
+                Err(HttpError::BadRequest),
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+        assert_eq!(
+            parse(b"GET / HTTP/2.0\r\n\r\n"),
+            Err(HttpError::VersionNotSupported)
+        );
+    }
+
+    #[test]
+    fn methods_are_classified() {
+        assert_eq!(
+            head(b"PUT / HTTP/1.1\r\nHost: a\r\n\r\n").method,
+            Method::Unsupported("PUT".into())
+        );
+        assert_eq!(
+            head(b"BREW / HTTP/1.1\r\nHost: a\r\n\r\n").method,
+            Method::Unknown("BREW".into())
+        );
+    }
+
+    #[test]
+    fn response_head_carries_the_standard_fields() {
+        let mut out = Vec::new();
+        let keep = Persistence::KeepAlive {
+            timeout_secs: 5,
+            remaining: 99,
+        };
+        write_head(
+            &mut out,
+            Status::OK,
+            "Sun, 29 Nov 2026 12:00:00 GMT",
+            &[("Content-Type", "text/plain")],
+            3,
+            keep,
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.starts_with("HTTP/1.1 200 OK\r\nDate: Sun, 29 Nov 2026 12:00:00 GMT\r\nServer: ")
+        );
+        assert!(text.contains("\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n"));
+        assert!(text.ends_with("Connection: keep-alive\r\nKeep-Alive: timeout=5, max=99\r\n\r\n"));
+    }
+
+    #[test]
+    fn error_response_has_a_json_body_and_allow() {
+        let mut out = Vec::new();
+        let err = HttpError::MethodNotAllowed(crate::error::Allow::GetHead);
+        write_error(&mut out, err, None, "d", Persistence::Close, false);
+        let text = String::from_utf8(out).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"));
+        assert!(head.contains("\r\nAllow: GET, HEAD\r\n"));
+        assert!(head.contains(&format!("\r\nContent-Length: {}\r\n", body.len())));
+        assert!(head.ends_with("Connection: close"));
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(json["status"], 405);
+    }
+}

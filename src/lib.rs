@@ -1,0 +1,13 @@
+//! A standalone HTTP/1.1 server on a single mio event loop, with a worker pool for blocking file work.
+
+pub mod body;
+pub mod config;
+mod connection;
+pub mod error;
+pub mod http;
+pub mod routes;
+mod server;
+mod worker;
+
+pub use config::{Config, Limits};
+pub use server::Server;

@@ -1,0 +1,117 @@
+use clap::Parser;
+use http_server::{Config, Limits, Server};
+use log::{error, info, LevelFilter};
+use simple_logger::SimpleLogger;
+use std::net::ToSocketAddrs;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// A single-threaded event-loop HTTP/1.1 server: serves a folder and takes JSON uploads.
+#[derive(Parser, Debug)]
+#[command(name = "http-server", version)]
+struct Args {
+    /// Port to listen on; 0 picks a free one.
+    #[arg(default_value_t = 8080)]
+    port: u16,
+    /// Address or host name to listen on.
+    #[arg(default_value = "127.0.0.1")]
+    host: String,
+    /// Worker threads for file reads and upload writes.
+    #[arg(default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    max_threads: u16,
+    /// Folder to serve; uploads go to its `uploads/` folder.
+    #[arg(long, default_value = "resources")]
+    root: PathBuf,
+    /// Log level: off, error, warn, info, debug or trace. Without it, RUST_LOG, else info.
+    #[arg(long)]
+    log_level: Option<LevelFilter>,
+    /// Seconds a keep-alive connection may stay idle, or take to send a request.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    idle_timeout: u64,
+    /// Requests served on one connection before it is closed.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    max_requests: u32,
+    /// Largest upload body in bytes.
+    #[arg(long, default_value_t = 10 * 1024 * 1024)]
+    max_body: usize,
+    /// Most open client connections; more are answered 503.
+    #[arg(long, default_value_t = 16 * 1024)]
+    max_connections: usize,
+    /// Another name clients may use in the Host header (repeatable).
+    #[arg(long = "allow-host", value_name = "NAME")]
+    allowed_hosts: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let logger = match args.log_level {
+        Some(level) => SimpleLogger::new().with_level(level),
+        None => SimpleLogger::new().with_level(LevelFilter::Info).env(),
+    };
+    // Only fails if a logger is already set, which nothing else does.
+    let _ = logger.with_utc_timestamps().init();
+
+    let addr = match (args.host.as_str(), args.port)
+        .to_socket_addrs()
+        .map(|mut a| a.next())
+    {
+        Ok(Some(addr)) => addr,
+        _ => {
+            eprintln!("error: cannot resolve host {:?}", args.host);
+            return ExitCode::from(2);
+        }
+    };
+    if !args.root.is_dir() {
+        eprintln!(
+            "error: document root {} is not a folder",
+            args.root.display()
+        );
+        return ExitCode::from(2);
+    }
+    let limits = Limits {
+        idle_timeout: Duration::from_secs(args.idle_timeout),
+        max_requests: args.max_requests,
+        max_body_bytes: args.max_body,
+        max_connections: args.max_connections,
+        ..Limits::default()
+    };
+    let config = Config {
+        addr,
+        host_name: args.host,
+        root: args.root,
+        workers: usize::from(args.max_threads),
+        allowed_hosts: args.allowed_hosts,
+        limits,
+    };
+    info!(
+        "starting {} on {addr}: root {}, {} workers, idle timeout {}s, max {} requests per connection, \
+         max body {} bytes, max {} connections",
+        http_server::http::SERVER_NAME,
+        config.root.display(),
+        config.workers,
+        args.idle_timeout,
+        config.limits.max_requests,
+        config.limits.max_body_bytes,
+        config.limits.max_connections,
+    );
+    let server = match Server::bind(config) {
+        Ok(server) => server,
+        Err(e) => {
+            error!("cannot listen on {addr}: {e}");
+            eprintln!("error: cannot listen on {addr} (port {}): {e}", addr.port());
+            return ExitCode::FAILURE;
+        }
+    };
+    match server.local_addr() {
+        Ok(bound) => info!("listening on {bound}"),
+        Err(e) => error!("cannot read the bound address: {e}"),
+    }
+    match server.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("event loop failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,398 @@
+//! Routing: which resource a request names, whether it may have it, and how it is served. Pure; no I/O.
+
+use crate::config::{Config, UPLOAD_DIR};
+use crate::error::{Allow, HttpError};
+use crate::http::{BodyFraming, Method, RequestHead};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+/// The single upload endpoint.
+pub const UPLOAD_PATH: &str = "/upload";
+
+/// What to do with a request that passed the Host and path checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send the file at `path` (relative to the root); `kind` is `None` when its extension is outside the
+    /// MIME table, which is a 415 if the file exists and a 404 if not, so only the worker can tell.
+    File {
+        path: PathBuf,
+        kind: Option<FileKind>,
+    },
+    /// Read a JSON body and store it in the uploads folder.
+    Upload,
+}
+
+/// How a file type is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// Shown by the browser, with this Content-Type.
+    Inline(&'static str),
+    /// Downloaded: `application/octet-stream` with `Content-Disposition: attachment`.
+    Download,
+}
+
+/// The MIME table: extension (lower case) → how it is sent.
+const FILE_KINDS: &[(&str, FileKind)] = &[
+    ("html", FileKind::Inline("text/html; charset=utf-8")),
+    ("htm", FileKind::Inline("text/html; charset=utf-8")),
+    ("json", FileKind::Inline("application/json")),
+    ("png", FileKind::Download),
+    ("jpg", FileKind::Download),
+    ("jpeg", FileKind::Download),
+    ("txt", FileKind::Download),
+];
+
+/// The file served for `/` and for any path ending in `/`.
+const INDEX: &str = "index.html";
+
+/// Decides what a request asks for, given the upload body limit.
+pub fn route(head: &RequestHead, max_body_bytes: usize) -> Result<Action, HttpError> {
+    let path = safe_path(&head.target)?;
+    let is_upload = path_only(&head.target) == UPLOAD_PATH;
+    match (&head.method, is_upload) {
+        (Method::Get | Method::Head, false) => Ok(Action::File {
+            kind: file_kind(&path),
+            path,
+        }),
+        (Method::Post, true) => check_upload(head, max_body_bytes).map(|()| Action::Upload),
+        (Method::Get | Method::Head | Method::Unsupported(_), true) => {
+            Err(HttpError::MethodNotAllowed(Allow::Post))
+        }
+        (Method::Post | Method::Unsupported(_), false) => {
+            Err(HttpError::MethodNotAllowed(Allow::GetHead))
+        }
+        (Method::Unknown(_), _) => Err(HttpError::NotImplemented),
+    }
+}
+
+/// An upload must be JSON with a framed body no larger than the limit; checked before any body byte is read.
+fn check_upload(head: &RequestHead, max_body_bytes: usize) -> Result<(), HttpError> {
+    let media_type = head
+        .content_type
+        .as_deref()
+        .and_then(|ct| ct.split(';').next())
+        .map(str::trim);
+    if !media_type.is_some_and(|t| t.eq_ignore_ascii_case("application/json")) {
+        return Err(HttpError::UnsupportedMediaType);
+    }
+    match head.framing {
+        BodyFraming::None => Err(HttpError::LengthRequired),
+        BodyFraming::Length(len) if len > max_body_bytes as u64 => Err(HttpError::PayloadTooLarge),
+        BodyFraming::Length(_) | BodyFraming::Chunked => Ok(()),
+    }
+}
+
+/// The target without its query.
+fn path_only(target: &str) -> &str {
+    target.split(['?', '#']).next().unwrap_or(target)
+}
+
+/// How a file is sent, from its extension.
+pub fn file_kind(path: &std::path::Path) -> Option<FileKind> {
+    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+    FILE_KINDS
+        .iter()
+        .find(|(e, _)| *e == ext)
+        .map(|&(_, kind)| kind)
+}
+
+/// Maps a request target to a path relative to the root, refusing anything that could leave it.
+///
+/// Each segment is percent-decoded on its own, so an encoded `/` or `\` can't create a new segment, and `..`
+/// is refused outright rather than resolved. Hidden names (leading `.`, such as temporary upload files) are
+/// not served. Symlinks are checked by the worker, which may touch the disk.
+pub fn safe_path(target: &str) -> Result<PathBuf, HttpError> {
+    let path = path_only(target);
+    if !path.starts_with('/') {
+        return Err(HttpError::BadRequest);
+    }
+    let mut clean = PathBuf::new();
+    for raw in path.split('/') {
+        let segment = percent_decode(raw)?;
+        if segment.contains(['/', '\\', '\0']) || segment == ".." {
+            return Err(HttpError::Forbidden);
+        }
+        if segment.is_empty() || segment == "." {
+            continue;
+        }
+        if segment.starts_with('.') {
+            return Err(HttpError::NotFound);
+        }
+        clean.push(segment);
+    }
+    if path.ends_with('/') || clean.as_os_str().is_empty() {
+        clean.push(INDEX);
+    }
+    Ok(clean)
+}
+
+/// Strict percent-decoding: a `%` must be followed by two hex digits, and the result must be UTF-8.
+fn percent_decode(raw: &str) -> Result<String, HttpError> {
+    if !raw.contains('%') {
+        return Ok(raw.to_owned());
+    }
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok());
+            let byte = hex
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or(HttpError::BadRequest)?;
+            out.push(byte);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| HttpError::BadRequest)
+}
+
+/// Which `Host` values name this server (RFC 9112 §3.2).
+#[derive(Debug, Clone)]
+pub struct HostPolicy {
+    /// Lower-case names: `localhost`, the configured host, `--allow-host` values.
+    names: Vec<String>,
+    /// The address we are bound to; when unspecified (0.0.0.0), the connection's local address counts.
+    bound: IpAddr,
+    /// The listening port; a port in Host must match it.
+    port: u16,
+}
+
+impl HostPolicy {
+    /// The policy for a server bound to `bound`.
+    pub fn new(config: &Config, bound: SocketAddr) -> HostPolicy {
+        let mut names = vec![
+            "localhost".to_owned(),
+            config.host_name.to_ascii_lowercase(),
+        ];
+        names.extend(config.allowed_hosts.iter().map(|h| h.to_ascii_lowercase()));
+        HostPolicy {
+            names,
+            bound: bound.ip(),
+            port: bound.port(),
+        }
+    }
+
+    /// Checks the Host of a request that arrived on a connection to `local`.
+    pub fn check(
+        &self,
+        host: Option<&str>,
+        minor_version: u8,
+        local: IpAddr,
+    ) -> Result<(), HttpError> {
+        let Some(host) = host else {
+            // HTTP/1.0 predates Host; HTTP/1.1 requires it.
+            return if minor_version == 0 {
+                Ok(())
+            } else {
+                Err(HttpError::BadRequest)
+            };
+        };
+        let (name, port) = split_authority(host.trim())?;
+        if port.is_some_and(|p| p != self.port) {
+            return Err(HttpError::Forbidden);
+        }
+        let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+        let allowed = match name
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+        {
+            Ok(ip) => {
+                ip == self.bound
+                    || (self.bound.is_unspecified() && ip == local)
+                    || self.names.iter().any(|n| n.parse() == Ok(ip))
+            }
+            Err(_) => self.names.contains(&name),
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(HttpError::Forbidden)
+        }
+    }
+}
+
+/// Splits `host[:port]` or `[v6]:port`, refusing anything that is not a plausible authority.
+fn split_authority(host: &str) -> Result<(&str, Option<u16>), HttpError> {
+    let valid = |c: char| c.is_ascii_alphanumeric() || "-._~:[]".contains(c);
+    if host.is_empty() || !host.chars().all(valid) {
+        return Err(HttpError::BadRequest);
+    }
+    let (name, port) = match host.rfind(':') {
+        Some(colon) if !host[colon..].contains(']') => (&host[..colon], Some(&host[colon + 1..])),
+        _ => (host, None),
+    };
+    if name.is_empty() || (name.contains(':') && !name.starts_with('[')) {
+        return Err(HttpError::BadRequest);
+    }
+    let port = port
+        .map(|p| p.parse::<u16>().map_err(|_| HttpError::BadRequest))
+        .transpose()?;
+    Ok((name, port))
+}
+
+/// The URL path a stored upload is served at.
+pub fn upload_url(name: &str) -> String {
+    format!("/{UPLOAD_DIR}/{name}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Limits;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn safe_path_table() {
+        let ok = [
+            ("/", "index.html"),
+            ("/about.html", "about.html"),
+            ("/a/./b.txt", "a/b.txt"),
+            ("//a//b.txt", "a/b.txt"),
+            ("/docs/", "docs/index.html"),
+            ("/hello%20world.txt?x=../..", "hello world.txt"),
+            ("/caf%C3%A9.html", "café.html"),
+        ];
+        for (target, want) in ok {
+            assert_eq!(safe_path(target), Ok(PathBuf::from(want)), "{target}");
+        }
+        let refused = [
+            ("/../etc/passwd", HttpError::Forbidden),
+            ("/a/../../x", HttpError::Forbidden),
+            ("/%2e%2e/x", HttpError::Forbidden),
+            ("/%2E%2E/x", HttpError::Forbidden),
+            ("/a%2f..%2fx", HttpError::Forbidden),
+            ("/a%2Fb", HttpError::Forbidden),
+            ("/..%5cx", HttpError::Forbidden),
+            ("/a\\b", HttpError::Forbidden),
+            ("/a%00.html", HttpError::Forbidden),
+            ("/%zz", HttpError::BadRequest),
+            ("/%4", HttpError::BadRequest),
+            ("/%ff.html", HttpError::BadRequest),
+            ("*", HttpError::BadRequest),
+            ("/.hidden.json", HttpError::NotFound),
+            ("/uploads/.upload_x.json.tmp", HttpError::NotFound),
+        ];
+        for (target, want) in refused {
+            assert_eq!(safe_path(target), Err(want), "{target}");
+        }
+    }
+
+    #[test]
+    fn file_kinds_come_from_the_extension() {
+        let html = Some(FileKind::Inline("text/html; charset=utf-8"));
+        assert_eq!(file_kind("a/INDEX.HTML".as_ref()), html);
+        assert_eq!(file_kind("logo.png".as_ref()), Some(FileKind::Download));
+        assert_eq!(file_kind("x.xyz".as_ref()), None);
+        assert_eq!(file_kind("Makefile".as_ref()), None);
+    }
+
+    fn policy(host: &str, bound: &str, allow: &[&str]) -> HostPolicy {
+        let config = Config {
+            addr: bound.parse().unwrap(),
+            host_name: host.to_owned(),
+            root: PathBuf::from("resources"),
+            workers: 1,
+            allowed_hosts: allow.iter().map(|s| s.to_string()).collect(),
+            limits: Limits::default(),
+        };
+        HostPolicy::new(&config, config.addr)
+    }
+
+    #[test]
+    fn host_matching_table() {
+        let local = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let p = policy("127.0.0.1", "127.0.0.1:8080", &["Example.test"]);
+        let cases: &[(Option<&str>, u8, Result<(), HttpError>)] = &[
+            (Some("127.0.0.1:8080"), 1, Ok(())),
+            (Some("127.0.0.1"), 1, Ok(())),
+            (Some("localhost:8080"), 1, Ok(())),
+            (Some("LocalHost."), 1, Ok(())),
+            (Some("example.test:8080"), 1, Ok(())),
+            (None, 0, Ok(())),
+            (None, 1, Err(HttpError::BadRequest)),
+            (Some(""), 1, Err(HttpError::BadRequest)),
+            (Some("a b"), 1, Err(HttpError::BadRequest)),
+            (Some("localhost:http"), 1, Err(HttpError::BadRequest)),
+            (Some("localhost:99999"), 1, Err(HttpError::BadRequest)),
+            (Some("evil.example"), 1, Err(HttpError::Forbidden)),
+            (Some("localhost:8081"), 1, Err(HttpError::Forbidden)),
+            (Some("127.0.0.2:8080"), 1, Err(HttpError::Forbidden)),
+            (Some("[::1]:8080"), 1, Err(HttpError::Forbidden)),
+        ];
+        for (host, minor, want) in cases {
+            assert_eq!(p.check(*host, *minor, local), *want, "{host:?}");
+        }
+    }
+
+    #[test]
+    fn unspecified_bind_accepts_the_connections_local_address() {
+        let p = policy("0.0.0.0", "0.0.0.0:80", &[]);
+        let local: IpAddr = "10.1.2.3".parse().unwrap();
+        assert_eq!(p.check(Some("10.1.2.3"), 1, local), Ok(()));
+        assert_eq!(
+            p.check(Some("10.1.2.4"), 1, local),
+            Err(HttpError::Forbidden)
+        );
+        let v6 = policy("::1", "[::1]:80", &[]);
+        assert_eq!(v6.check(Some("[::1]:80"), 1, local), Ok(()));
+    }
+
+    fn request(raw: &str) -> RequestHead {
+        match crate::http::parse_head(raw.as_bytes(), &Limits::default()) {
+            Ok(Some((head, _))) => head,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn routes_by_method_and_path() {
+        let route = |raw: &str| route(&request(raw), 1000);
+        let index = Action::File {
+            path: "index.html".into(),
+            kind: file_kind("index.html".as_ref()),
+        };
+        assert_eq!(route("GET / HTTP/1.1\r\n\r\n"), Ok(index));
+        let json = "POST /upload HTTP/1.1\r\nContent-Type: application/json; charset=utf-8\r\n";
+        assert_eq!(
+            route(&format!("{json}Content-Length: 2\r\n\r\n")),
+            Ok(Action::Upload)
+        );
+        assert_eq!(
+            route(&format!("{json}Transfer-Encoding: chunked\r\n\r\n")),
+            Ok(Action::Upload)
+        );
+        assert_eq!(
+            route(&format!("{json}Content-Length: 1001\r\n\r\n")),
+            Err(HttpError::PayloadTooLarge)
+        );
+        assert_eq!(
+            route(&format!("{json}\r\n")),
+            Err(HttpError::LengthRequired)
+        );
+        let text = "POST /upload HTTP/1.1\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\n";
+        assert_eq!(route(text), Err(HttpError::UnsupportedMediaType));
+        assert_eq!(
+            route("GET /upload HTTP/1.1\r\n\r\n"),
+            Err(HttpError::MethodNotAllowed(Allow::Post))
+        );
+        assert_eq!(
+            route("POST /a.html HTTP/1.1\r\n\r\n"),
+            Err(HttpError::MethodNotAllowed(Allow::GetHead))
+        );
+        assert_eq!(
+            route("DELETE / HTTP/1.1\r\n\r\n"),
+            Err(HttpError::MethodNotAllowed(Allow::GetHead))
+        );
+        assert_eq!(
+            route("BREW / HTTP/1.1\r\n\r\n"),
+            Err(HttpError::NotImplemented)
+        );
+    }
+}

@@ -1,0 +1,280 @@
+//! The event loop: one `mio::Poll` owning the listener, every client socket (in a slab keyed by token) and
+//! the waker the worker pool uses to hand back completions.
+
+use crate::config::{Config, Limits};
+use crate::connection::Connection;
+use crate::http;
+use crate::routes::HostPolicy;
+use crate::worker::{self, Completion, ConnId, WorkerConfig, WorkerPool};
+use log::{debug, error, info, warn};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use slab::Slab;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+// Slab keys are the tokens of client sockets; the fixed tokens sit at the top of the range.
+const LISTENER: Token = Token(usize::MAX - 1);
+const WAKER: Token = Token(usize::MAX);
+
+/// How often deadlines are checked; the precision of every timeout. 250 ms.
+const TICK: Duration = Duration::from_millis(250);
+
+/// Readiness events handled per `poll` call. 1024.
+const EVENTS_CAPACITY: usize = 1024;
+
+/// What connections need from the server while they run: limits, policies, the pool and the time.
+pub struct Context {
+    /// The configured limits.
+    pub limits: Limits,
+    /// Which Host values name us.
+    pub hosts: HostPolicy,
+    /// Where blocking work goes.
+    pub pool: WorkerPool,
+    /// The time, cached once per loop pass.
+    pub now: Instant,
+    /// The `Date` header value, refreshed when the second changes.
+    pub date: String,
+    date_second: u64,
+}
+
+impl Context {
+    fn tick(&mut self) {
+        self.now = Instant::now();
+        let wall = SystemTime::now();
+        let second = wall
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if second != self.date_second {
+            self.date_second = second;
+            self.date = httpdate::fmt_http_date(wall);
+        }
+    }
+}
+
+/// The server: bind with [`Server::bind`], then [`Server::run`] forever.
+pub struct Server {
+    poll: Poll,
+    listener: TcpListener,
+    conns: Slab<Connection>,
+    completions: Receiver<Completion>,
+    ctx: Context,
+    /// Serial for the next accepted connection, so stale completions can be told apart.
+    next_serial: u64,
+    /// Accepting stopped because we ran out of file descriptors; resumed when a connection closes.
+    accept_paused: bool,
+    next_sweep: Instant,
+}
+
+impl Server {
+    /// Binds the listener, prepares the uploads folder and starts the workers.
+    pub fn bind(config: Config) -> io::Result<Server> {
+        let poll = Poll::new()?;
+        let mut listener = TcpListener::bind(config.addr)?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let root = config.root.canonicalize()?;
+        let upload_dir = root.join(crate::config::UPLOAD_DIR);
+        match worker::prepare_upload_dir(&upload_dir) {
+            Ok(0) => {}
+            Ok(n) => info!(
+                "removed {n} unfinished upload(s) from {}",
+                upload_dir.display()
+            ),
+            // Downloads still work; uploads will answer 500 until the folder is fixed.
+            Err(e) => error!("uploads folder {} is unusable: {e}", upload_dir.display()),
+        }
+        let worker_config = WorkerConfig {
+            root,
+            upload_dir,
+            chunk_bytes: config.limits.file_chunk_bytes,
+        };
+        let (pool, completions) = WorkerPool::new(
+            config.workers,
+            config.limits.max_queued_jobs,
+            worker_config,
+            waker,
+        )?;
+        let hosts = HostPolicy::new(&config, listener.local_addr()?);
+        let now = Instant::now();
+        let mut ctx = Context {
+            limits: config.limits,
+            hosts,
+            pool,
+            now,
+            date: String::new(),
+            date_second: 0,
+        };
+        ctx.tick();
+        Ok(Server {
+            poll,
+            listener,
+            conns: Slab::new(),
+            completions,
+            ctx,
+            next_serial: 0,
+            accept_paused: false,
+            next_sweep: now + TICK,
+        })
+    }
+
+    /// The address actually bound (port 0 resolved).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Runs the event loop. Returns only if polling itself fails.
+    pub fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(EVENTS_CAPACITY);
+        loop {
+            if let Err(e) = self.poll.poll(&mut events, Some(TICK)) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            self.ctx.tick();
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept_all(),
+                    WAKER => self.deliver_completions(),
+                    Token(key) => self.drive(key, event.is_error() || event.is_write_closed()),
+                }
+            }
+            if self.ctx.now >= self.next_sweep {
+                self.sweep();
+                self.next_sweep = self.ctx.now + TICK;
+            }
+        }
+    }
+
+    /// Accepts until `WouldBlock`: with edge-triggered readiness, a connection left in the backlog may never
+    /// be announced again.
+    fn accept_all(&mut self) {
+        while !self.accept_paused {
+            let (socket, peer) = match self.listener.accept() {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if is_fd_exhaustion(&e) => {
+                    error!("accept: {e}; pausing new connections until one closes");
+                    self.accept_paused = true;
+                    return;
+                }
+                Err(e) => {
+                    debug!("accept: {e}");
+                    continue;
+                }
+            };
+            if self.conns.len() >= self.ctx.limits.max_connections {
+                warn!(
+                    "{peer}: refused, {} connections open (the limit)",
+                    self.conns.len()
+                );
+                refuse(socket, &self.ctx.date);
+                continue;
+            }
+            self.register(socket, peer);
+        }
+    }
+
+    fn register(&mut self, mut socket: TcpStream, peer: SocketAddr) {
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        if let Err(e) = self.poll.registry().register(
+            &mut socket,
+            Token(key),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            error!("{peer}: cannot register socket: {e}");
+            return;
+        }
+        // Responses go out in one write per buffer; waiting for more data to coalesce only adds latency.
+        let _ = socket.set_nodelay(true);
+        self.next_serial += 1;
+        let id = ConnId {
+            key,
+            serial: self.next_serial,
+        };
+        info!("{peer}: new connection");
+        entry.insert(Connection::new(id, socket, peer, &self.ctx));
+    }
+
+    fn drive(&mut self, key: usize, failed: bool) {
+        // An unknown key is an event for a connection already closed in this pass: ignore it.
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.on_ready(&mut self.ctx, failed);
+            self.remove_if_closed(key);
+        }
+    }
+
+    /// Wakes coalesce, so one event may stand for many completions: drain them all.
+    fn deliver_completions(&mut self) {
+        while let Ok(done) = self.completions.try_recv() {
+            match self.conns.get_mut(done.conn.key) {
+                Some(conn) if conn.id == done.conn => {
+                    conn.on_completion(&mut self.ctx, done.result);
+                    self.remove_if_closed(done.conn.key);
+                }
+                // Its client left meanwhile (the slot may even hold a newer connection); dropping the result
+                // closes any file it carries.
+                _ => debug!(
+                    "dropping a completion for closed connection {:?}",
+                    done.conn
+                ),
+            }
+        }
+        self.ctx.pool.report();
+    }
+
+    fn sweep(&mut self) {
+        let expired: Vec<usize> = self
+            .conns
+            .iter_mut()
+            .filter_map(|(key, conn)| {
+                conn.on_tick(&mut self.ctx);
+                conn.is_closed().then_some(key)
+            })
+            .collect();
+        for key in expired {
+            self.remove_if_closed(key);
+        }
+    }
+
+    fn remove_if_closed(&mut self, key: usize) {
+        if !self.conns.get(key).is_some_and(Connection::is_closed) {
+            return;
+        }
+        let mut conn = self.conns.remove(key);
+        let _ = self.poll.registry().deregister(conn.socket());
+        drop(conn);
+        if self.accept_paused {
+            info!("resuming accepts");
+            self.accept_paused = false;
+            self.accept_all();
+        }
+    }
+}
+
+/// Best effort 503 to a client over the connection limit; the socket is new, so the write won't block.
+fn refuse(mut socket: TcpStream, date: &str) {
+    let mut reply = Vec::new();
+    http::write_error(
+        &mut reply,
+        crate::error::HttpError::Unavailable,
+        None,
+        date,
+        http::Persistence::Close,
+        false,
+    );
+    let _ = socket.write(&reply);
+}
+
+fn is_fd_exhaustion(e: &io::Error) -> bool {
+    // EMFILE (per process) and ENFILE (system-wide) on Linux.
+    matches!(e.raw_os_error(), Some(23 | 24))
+}

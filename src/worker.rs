@@ -1,0 +1,526 @@
+//! The worker pool: the only code that blocks on the disk. Jobs come in over a bounded queue; each
+//! completion goes back over a channel, and the worker wakes the event loop.
+
+use crate::error::HttpError;
+use crate::routes::FileKind;
+use log::{debug, error, info, warn};
+use mio::Waker;
+use serde::de::IgnoredAny;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::Instant;
+
+/// Slab key plus a per-accept serial, so a late completion for a closed and reused slot is dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnId {
+    /// The connection's slab key (and mio token).
+    pub key: usize,
+    /// Unique per accepted connection.
+    pub serial: u64,
+}
+
+/// Work for a worker, on behalf of one connection.
+#[derive(Debug)]
+pub struct Job {
+    /// Who gets the completion.
+    pub conn: ConnId,
+    /// What to do.
+    pub task: Task,
+}
+
+/// The blocking operations the loop hands off.
+#[derive(Debug)]
+pub enum Task {
+    /// Resolve `path` (relative to the root), check it stays inside, open it, and read the first chunk.
+    Open {
+        path: PathBuf,
+        kind: Option<FileKind>,
+        head_only: bool,
+    },
+    /// Read the next chunk of a file being sent.
+    Read { file: FileCursor },
+    /// Validate an upload as JSON and store it durably under a new name.
+    Save { body: Vec<u8> },
+}
+
+/// An open file being sent, and how much of it is left.
+#[derive(Debug)]
+pub struct FileCursor {
+    file: File,
+    remaining: u64,
+}
+
+/// A finished job's result.
+#[derive(Debug)]
+pub struct Completion {
+    /// The connection that asked.
+    pub conn: ConnId,
+    /// What came of it.
+    pub result: Result<Output, JobError>,
+}
+
+/// What a successful job produced.
+#[derive(Debug)]
+pub enum Output {
+    /// A file was opened: the name asked for, its length, how to send it, its first chunk, and the rest if any.
+    Opened {
+        name: String,
+        len: u64,
+        kind: FileKind,
+        chunk: Vec<u8>,
+        rest: Option<FileCursor>,
+    },
+    /// The next chunk of a file, and the rest if any.
+    Chunk {
+        bytes: Vec<u8>,
+        rest: Option<FileCursor>,
+    },
+    /// An upload was stored under `name` in the uploads folder.
+    Saved { name: String },
+}
+
+/// A failed job: the status to answer with, and a reason the client may see.
+#[derive(Debug)]
+pub struct JobError {
+    /// The status.
+    pub error: HttpError,
+    /// Why, for the response body.
+    pub detail: Option<String>,
+}
+
+impl From<io::Error> for JobError {
+    fn from(err: io::Error) -> Self {
+        let message = err.to_string();
+        let error = HttpError::from(err);
+        if error == HttpError::Internal {
+            error!("file access failed: {message}");
+        }
+        JobError {
+            error,
+            detail: None,
+        }
+    }
+}
+
+impl From<HttpError> for JobError {
+    fn from(error: HttpError) -> Self {
+        JobError {
+            error,
+            detail: None,
+        }
+    }
+}
+
+/// What every worker needs to know: fixed at startup.
+#[derive(Debug)]
+pub struct WorkerConfig {
+    /// The canonical document root.
+    pub root: PathBuf,
+    /// Where uploads are stored.
+    pub upload_dir: PathBuf,
+    /// Bytes read per chunk.
+    pub chunk_bytes: usize,
+}
+
+/// A fixed set of threads taking jobs from one bounded FIFO queue, so uploads and downloads queue fairly.
+pub struct WorkerPool {
+    jobs: Option<SyncSender<Job>>,
+    threads: Vec<JoinHandle<()>>,
+    stats: Arc<PoolStats>,
+    /// Whether we last reported the pool as saturated, so the warning is logged once per episode.
+    saturated: bool,
+}
+
+/// Counters shared with the workers, for status lines.
+#[derive(Debug, Default)]
+struct PoolStats {
+    busy: AtomicUsize,
+    queued: AtomicUsize,
+}
+
+impl WorkerPool {
+    /// Starts `size` workers with a queue of `capacity` jobs. Completions arrive on the returned receiver,
+    /// and each one is followed by a wake of `waker`.
+    pub fn new(
+        size: usize,
+        capacity: usize,
+        config: WorkerConfig,
+        waker: Arc<Waker>,
+    ) -> io::Result<(WorkerPool, Receiver<Completion>)> {
+        let (job_tx, job_rx) = mpsc::sync_channel::<Job>(capacity);
+        let (done_tx, done_rx) = mpsc::channel();
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        let config = Arc::new(config);
+        let stats = Arc::new(PoolStats::default());
+        let mut threads = Vec::with_capacity(size);
+        for n in 0..size {
+            let worker = Worker {
+                jobs: Arc::clone(&job_rx),
+                done: done_tx.clone(),
+                waker: Arc::clone(&waker),
+                config: Arc::clone(&config),
+                stats: Arc::clone(&stats),
+            };
+            threads.push(
+                thread::Builder::new()
+                    .name(format!("worker-{n}"))
+                    .spawn(move || worker.run())?,
+            );
+        }
+        Ok((
+            WorkerPool {
+                jobs: Some(job_tx),
+                threads,
+                stats,
+                saturated: false,
+            },
+            done_rx,
+        ))
+    }
+
+    /// Queues a job without blocking. A full queue is `Unavailable` (503): the loop must never wait.
+    pub fn submit(&mut self, job: Job) -> Result<(), HttpError> {
+        let jobs = self.jobs.as_ref().ok_or(HttpError::Unavailable)?;
+        self.stats.queued.fetch_add(1, Ordering::SeqCst);
+        let sent = jobs.try_send(job);
+        if sent.is_err() {
+            self.stats.queued.fetch_sub(1, Ordering::SeqCst);
+        }
+        match sent {
+            Ok(()) => {
+                self.report();
+                Ok(())
+            }
+            Err(TrySendError::Full(_)) => {
+                warn!("worker pool: queue full ({}), answering 503", self.status());
+                Err(HttpError::Unavailable)
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                error!("worker pool: all workers have exited");
+                Err(HttpError::Unavailable)
+            }
+        }
+    }
+
+    /// Logs the pool status, and a warning when it becomes saturated (every worker busy, jobs waiting).
+    pub fn report(&mut self) {
+        let queued = self.stats.queued.load(Ordering::SeqCst);
+        let busy = self.stats.busy.load(Ordering::SeqCst);
+        let saturated = queued > 0 && busy >= self.threads.len();
+        if saturated && !self.saturated {
+            warn!(
+                "worker pool saturated: {}; jobs are queueing",
+                self.status()
+            );
+        } else if !saturated && self.saturated {
+            info!("worker pool no longer saturated: {}", self.status());
+        } else {
+            debug!("worker pool: {}", self.status());
+        }
+        self.saturated = saturated;
+    }
+
+    fn status(&self) -> String {
+        let busy = self.stats.busy.load(Ordering::SeqCst);
+        let queued = self.stats.queued.load(Ordering::SeqCst);
+        format!("busy {busy}/{}, queued {queued}", self.threads.len())
+    }
+}
+
+impl Drop for WorkerPool {
+    fn drop(&mut self) {
+        // Closing the queue ends each worker's `recv`, then we wait for them to finish their current job.
+        drop(self.jobs.take());
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+struct Worker {
+    jobs: Arc<Mutex<Receiver<Job>>>,
+    done: Sender<Completion>,
+    waker: Arc<Waker>,
+    config: Arc<WorkerConfig>,
+    stats: Arc<PoolStats>,
+}
+
+impl Worker {
+    fn run(self) {
+        loop {
+            // Hold the lock only while taking a job, never while running it.
+            let job = match self.jobs.lock() {
+                Ok(jobs) => jobs.recv(),
+                Err(poisoned) => poisoned.into_inner().recv(),
+            };
+            let Ok(job) = job else { return };
+            self.stats.queued.fetch_sub(1, Ordering::SeqCst);
+            self.stats.busy.fetch_add(1, Ordering::SeqCst);
+            let result = self.perform(job.task);
+            self.stats.busy.fetch_sub(1, Ordering::SeqCst);
+            if self
+                .done
+                .send(Completion {
+                    conn: job.conn,
+                    result,
+                })
+                .is_err()
+            {
+                return;
+            }
+            if let Err(e) = self.waker.wake() {
+                error!("worker: cannot wake the event loop: {e}");
+            }
+        }
+    }
+
+    fn perform(&self, task: Task) -> Result<Output, JobError> {
+        match task {
+            Task::Open {
+                path,
+                kind,
+                head_only,
+            } => self.open(&path, kind, head_only),
+            Task::Read { file } => {
+                let (bytes, rest) = read_chunk(file, self.config.chunk_bytes)?;
+                Ok(Output::Chunk { bytes, rest })
+            }
+            Task::Save { body } => self.save(body),
+        }
+    }
+
+    fn open(
+        &self,
+        path: &Path,
+        kind: Option<FileKind>,
+        head_only: bool,
+    ) -> Result<Output, JobError> {
+        let full = fs::canonicalize(self.config.root.join(path))?;
+        if !full.starts_with(&self.config.root) {
+            info!(
+                "rejected {}: resolves outside the root (symlink)",
+                path.display()
+            );
+            return Err(HttpError::Forbidden.into());
+        }
+        let file = File::open(&full)?;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(HttpError::NotFound.into());
+        }
+        let kind = kind.ok_or(HttpError::UnsupportedMediaType)?;
+        let len = meta.len();
+        debug!("serving {} ({len} bytes)", full.display());
+        let cursor = FileCursor {
+            file,
+            remaining: if head_only { 0 } else { len },
+        };
+        let (chunk, rest) = read_chunk(cursor, self.config.chunk_bytes)?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(Output::Opened {
+            name,
+            len,
+            kind,
+            chunk,
+            rest,
+        })
+    }
+
+    fn save(&self, body: Vec<u8>) -> Result<Output, JobError> {
+        let started = Instant::now();
+        if let Err(e) = serde_json::from_slice::<IgnoredAny>(&body) {
+            info!("upload rejected: invalid JSON: {e}");
+            return Err(JobError {
+                error: HttpError::BadRequest,
+                detail: Some(format!("invalid JSON: {e}")),
+            });
+        }
+        let name = upload_name();
+        match store(&self.config.upload_dir, &name, &body) {
+            Ok(()) => {
+                info!(
+                    "upload stored: {name} ({} bytes in {:?})",
+                    body.len(),
+                    started.elapsed()
+                );
+                Ok(Output::Saved { name })
+            }
+            Err(e) => {
+                error!(
+                    "upload failed: cannot store {name} in {}: {e}",
+                    self.config.upload_dir.display()
+                );
+                Err(HttpError::Internal.into())
+            }
+        }
+    }
+}
+
+/// Reads up to `chunk_bytes` of what is left; the cursor comes back only if more remains.
+fn read_chunk(
+    mut cursor: FileCursor,
+    chunk_bytes: usize,
+) -> Result<(Vec<u8>, Option<FileCursor>), JobError> {
+    let want = usize::try_from(cursor.remaining)
+        .unwrap_or(usize::MAX)
+        .min(chunk_bytes);
+    let mut bytes = vec![0; want];
+    let mut filled = 0;
+    while filled < want {
+        match cursor.file.read(&mut bytes[filled..]) {
+            // The file shrank under us: the promised Content-Length can't be met, so the connection must drop.
+            Ok(0) => return Err(HttpError::Internal.into()),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                error!("reading a file being sent: {e}");
+                return Err(HttpError::Internal.into());
+            }
+        }
+    }
+    cursor.remaining -= want as u64;
+    let rest = (cursor.remaining > 0).then_some(cursor);
+    Ok((bytes, rest))
+}
+
+/// `upload_YYYYMMDD_HHMMSS_<uuid>.json`: sortable by time, unique by the v4 uuid.
+fn upload_name() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!(
+        "upload_{:04}{:02}{:02}_{:02}{:02}{:02}_{}.json",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// Prefix and suffix of in-progress upload files: hidden, so GET never serves them.
+const TEMP_PREFIX: &str = ".upload_";
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// Writes `body` to `dir/name` atomically and durably: a temporary file, fsync, rename, fsync of the folder.
+/// On any error the temporary file is removed, so no partial file is ever left under a final name.
+fn store(dir: &Path, name: &str, body: &[u8]) -> io::Result<()> {
+    fs::create_dir_all(dir)?;
+    let temp = dir.join(format!("{TEMP_PREFIX}{name}{TEMP_SUFFIX}"));
+    let written = (|| {
+        let mut file = File::options().write(true).create_new(true).open(&temp)?;
+        file.write_all(body)?;
+        file.sync_all()?;
+        fs::rename(&temp, dir.join(name))
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    written?;
+    File::open(dir)?.sync_all()
+}
+
+/// Creates the uploads folder and removes temporary files a crash left behind. Runs once, before serving.
+pub fn prepare_upload_dir(dir: &Path) -> io::Result<usize> {
+    fs::create_dir_all(dir)?;
+    let mut removed = 0;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX) {
+            fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "http-server-unit-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn upload_names_are_unique_and_well_formed() {
+        let names: std::collections::HashSet<String> = (0..500).map(|_| upload_name()).collect();
+        assert_eq!(names.len(), 500);
+        let name = names.iter().next().unwrap();
+        let parts: Vec<&str> = name.trim_end_matches(".json").split('_').collect();
+        assert_eq!(parts[0], "upload");
+        assert_eq!((parts[1].len(), parts[2].len(), parts[3].len()), (8, 6, 32));
+    }
+
+    #[test]
+    fn store_writes_exactly_the_body_and_leaves_no_temp_file() {
+        let dir = temp_dir();
+        store(&dir.join("uploads"), "upload_x.json", b"{\"a\": 1}").unwrap();
+        let names: Vec<_> = fs::read_dir(dir.join("uploads"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec!["upload_x.json"]);
+        assert_eq!(
+            fs::read(dir.join("uploads/upload_x.json")).unwrap(),
+            b"{\"a\": 1}"
+        );
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn store_into_a_file_instead_of_a_folder_fails_cleanly() {
+        let dir = temp_dir();
+        fs::write(dir.join("uploads"), b"not a folder").unwrap();
+        assert!(store(&dir.join("uploads"), "upload_x.json", b"{}").is_err());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn prepare_removes_only_temporary_files() {
+        let dir = temp_dir();
+        fs::write(dir.join(".upload_a.json.tmp"), b"{").unwrap();
+        fs::write(dir.join("upload_b.json"), b"{}").unwrap();
+        assert_eq!(prepare_upload_dir(&dir).unwrap(), 1);
+        let names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec!["upload_b.json"]);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn chunks_are_read_until_the_file_ends() {
+        let dir = temp_dir();
+        fs::write(dir.join("f"), b"0123456789").unwrap();
+        let cursor = FileCursor {
+            file: File::open(dir.join("f")).unwrap(),
+            remaining: 10,
+        };
+        let (first, rest) = read_chunk(cursor, 4).unwrap();
+        let (second, rest) = read_chunk(rest.unwrap(), 4).unwrap();
+        let (third, rest) = read_chunk(rest.unwrap(), 4).unwrap();
+        assert_eq!(
+            (first.as_slice(), second.as_slice(), third.as_slice()),
+            (&b"0123"[..], &b"4567"[..], &b"89"[..])
+        );
+        assert!(rest.is_none());
+        fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,258 @@
+//! Test harness: runs the real binary on an ephemeral port with its own document root, and speaks raw TCP to it.
+
+#![allow(dead_code)] // each test crate uses a different subset of these helpers
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How long any test read or write may block before the test fails instead of hanging.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The bundled site, copied into each test's root so tests can add files freely.
+const BUNDLED: &[&str] = &[
+    "index.html",
+    "about.html",
+    "contact.html",
+    "sample.txt",
+    "logo.png",
+    "photo.jpg",
+];
+
+/// A running server with its own temporary root. Dropping it kills the child and removes the root.
+pub struct TestServer {
+    child: Child,
+    pub addr: SocketAddr,
+    pub root: PathBuf,
+    log: Arc<Mutex<String>>,
+}
+
+impl TestServer {
+    /// Starts the server on port 0 with a fresh copy of the bundled resources and `extra` arguments.
+    pub fn start(extra: &[&str]) -> TestServer {
+        let root = temp_root();
+        for name in BUNDLED {
+            let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("resources")
+                .join(name);
+            std::fs::copy(&from, root.join(name))
+                .unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
+        }
+        TestServer::start_in(root, extra)
+    }
+
+    /// Starts the server on port 0 over an existing root (taken over: it is removed on drop).
+    pub fn start_in(root: PathBuf, extra: &[&str]) -> TestServer {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_http-server"))
+            .args(["0", "127.0.0.1", "4", "--log-level", "debug", "--root"])
+            .arg(&root)
+            .args(extra)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn http-server");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (addr_tx, addr_rx) = mpsc::channel();
+        let stdout = child.stdout.take().expect("piped stdout");
+        let sink = Arc::clone(&log);
+        // Drain stdout for the server's whole life so a full pipe never blocks its logging.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.split("listening on ").nth(1) {
+                    let _ = addr_tx.send(addr.trim().to_owned());
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let stderr = child.stderr.take().expect("piped stderr");
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let addr = match addr_rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(addr) => addr.parse().expect("listening address"),
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "server did not report its address; log:\n{}",
+                    log.lock().unwrap()
+                );
+            }
+        };
+        TestServer {
+            child,
+            addr,
+            root,
+            log,
+        }
+    }
+
+    /// A fresh connection with read and write timeouts.
+    pub fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect(self.addr).expect("connect");
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream
+    }
+
+    /// The `Host` value that names this server.
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Everything the server has logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Whether the child process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends one GET on a new connection and reads the response.
+    pub fn get(&self, path: &str) -> Response {
+        let mut stream = self.connect();
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.host()
+        );
+        stream.write_all(request.as_bytes()).unwrap();
+        read_response(&mut stream).expect("a response")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// A unique, empty temporary directory.
+pub fn temp_root() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "http-server-test-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).expect("create temp root");
+    dir
+}
+
+/// One parsed response.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub head: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The first header with this name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads exactly one response (head, then a Content-Length body) from the stream. `None` on a clean EOF
+/// before any byte. A response to HEAD has no body: use `read_response_head_only`.
+pub fn read_response(stream: &mut impl Read) -> Option<Response> {
+    read_response_inner(stream, false)
+}
+
+/// Reads one response head and skips the body (for HEAD requests and 1xx responses).
+pub fn read_response_head_only(stream: &mut impl Read) -> Option<Response> {
+    read_response_inner(stream, true)
+}
+
+fn read_response_inner(stream: &mut impl Read, head_only: bool) -> Option<Response> {
+    let mut raw = Vec::new();
+    let mut byte = [0u8; 1];
+    while !raw.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(0) if raw.is_empty() => return None,
+            Ok(0) => panic!(
+                "EOF inside a response head: {:?}",
+                String::from_utf8_lossy(&raw)
+            ),
+            Ok(_) => raw.push(byte[0]),
+            Err(e) => panic!(
+                "reading response head: {e} (got {:?})",
+                String::from_utf8_lossy(&raw)
+            ),
+        }
+    }
+    let head = String::from_utf8(raw).expect("ASCII head");
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap();
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status code");
+    let headers: Vec<(String, String)> = lines
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (n, v) = l.split_once(':').expect("header line");
+            (n.trim().to_owned(), v.trim().to_owned())
+        })
+        .collect();
+    let mut response = Response {
+        status,
+        head: head.clone(),
+        headers,
+        body: Vec::new(),
+    };
+    if head_only || status < 200 {
+        return Some(response);
+    }
+    let len: usize = response
+        .header("Content-Length")
+        .expect("Content-Length")
+        .parse()
+        .unwrap();
+    response.body = vec![0; len];
+    stream.read_exact(&mut response.body).expect("read body");
+    Some(response)
+}
+
+/// Reads until EOF and returns what arrived; panics if the peer neither sends nor closes within IO_TIMEOUT.
+pub fn read_to_eof(stream: &mut TcpStream) -> Vec<u8> {
+    let mut rest = Vec::new();
+    match stream.read_to_end(&mut rest) {
+        Ok(_) => rest,
+        // A reset after the server closed also means the connection is gone.
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => rest,
+        Err(e) => panic!("expected EOF, got {e} after {} bytes", rest.len()),
+    }
+}
+
+/// Runs curl with these arguments; `None` (and a note on stderr) when curl is not installed.
+pub fn curl(args: &[&str]) -> Option<std::process::Output> {
+    match Command::new("curl").args(args).output() {
+        Ok(out) => Some(out),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("curl not installed: skipped");
+            None
+        }
+        Err(e) => panic!("running curl: {e}"),
+    }
+}
