@@ -275,7 +275,8 @@ impl Connection {
                 self.respond_error(ctx, Exchange::unparsed(), HttpError::RequestTimeout, None);
                 self.advance(ctx);
             }
-            State::ReadingBody { exchange, .. } => {
+            State::ReadingBody { mut exchange, .. } => {
+                exchange.persistence = Persistence::Close;
                 info!(
                     "{}: \"{}\" body not received in time",
                     self.peer, exchange.request_line
@@ -396,22 +397,24 @@ impl Connection {
             sent: 0,
         };
         debug!("{}: request \"{}\"", self.peer, exchange.request_line);
-        if let Err(err) = ctx
+        let action = match ctx
             .hosts
             .check(head.host.as_deref(), head.minor_version, self.local_ip)
         {
-            info!(
-                "{}: rejected Host {:?}: {}",
-                self.peer,
-                head.host,
-                err.status().code
-            );
-            exchange.persistence = Persistence::Close;
-            return self.respond_error(ctx, exchange, err, None);
-        }
-        let action = routes::route(&head, ctx.limits.max_body_bytes);
-        if head.framing.has_body() && action != Ok(Action::Upload) {
-            // The body won't be read, so where the next request starts is unknown.
+            Ok(()) => routes::route(&head, ctx.limits.max_body_bytes),
+            Err(err) => {
+                info!(
+                    "{}: rejected Host {:?}: {}",
+                    self.peer,
+                    head.host,
+                    err.status().code
+                );
+                Err(err)
+            }
+        };
+        let body_unread = head.framing.has_body() && action != Ok(Action::Upload);
+        if body_unread || action.as_ref().is_err_and(|err| err.breaks_framing()) {
+            // Where the next request starts is unknown.
             exchange.persistence = Persistence::Close;
         }
         match action {
@@ -537,9 +540,6 @@ impl Connection {
         err: HttpError,
         detail: Option<&str>,
     ) -> Step {
-        if err.breaks_framing() {
-            exchange.persistence = Persistence::Close;
-        }
         exchange.status = err.status().code;
         http::write_error(
             &mut self.write_buf,

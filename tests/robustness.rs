@@ -1,0 +1,340 @@
+//! The server survives abandoned downloads, malformed input and vanishing clients, and reports bad command
+//! lines with the right exit codes.
+
+mod common;
+
+use common::{read_response, temp_root, TestServer};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A bundled file as committed in resources/.
+fn bundled(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("resources")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// Writes a 10 MiB file of pseudo-random bytes into the root.
+fn write_big_file(server: &TestServer, name: &str) {
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut data = Vec::with_capacity(10 * 1024 * 1024);
+    while data.len() < 10 * 1024 * 1024 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        data.extend_from_slice(&state.to_le_bytes());
+    }
+    std::fs::write(server.root.join(name), data).expect("write big file");
+}
+
+/// Asserts the server still answers a fresh client correctly.
+fn assert_still_serving(server: &TestServer, after: &str) {
+    let response = server.get("/sample.txt");
+    assert_eq!(response.status, 200, "after {after}: {}", response.head);
+    assert_eq!(response.body, bundled("sample.txt"), "after {after}");
+}
+
+/// Reads everything until the server closes; `Some(status)` when it answered, `None` for a bare close.
+/// Fails if the server neither answers nor closes within the socket timeout.
+fn status_then_close(stream: &mut TcpStream, what: &str) -> Option<u16> {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
+            Err(e) => panic!(
+                "{what}: server hung ({e}) after {:?}",
+                String::from_utf8_lossy(&raw)
+            ),
+        }
+    }
+    if raw.is_empty() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&raw);
+    assert!(
+        text.starts_with("HTTP/1.1 "),
+        "{what}: not a status line: {text:?}"
+    );
+    let status = text[9..12]
+        .parse()
+        .unwrap_or_else(|_| panic!("{what}: bad status in {text:?}"));
+    Some(status)
+}
+
+#[test]
+fn completions_for_clients_that_disconnected_never_reach_new_clients() {
+    let mut server = TestServer::start(&[]);
+    write_big_file(&server, "big.png");
+    let big = format!("GET /big.png HTTP/1.1\r\nHost: {}\r\n\r\n", server.host());
+    for i in 0..50 {
+        let mut stream = server.connect();
+        stream.write_all(big.as_bytes()).unwrap();
+        match i % 3 {
+            // Plain close (FIN) right after the request.
+            0 => drop(stream),
+            1 => stream.shutdown(Shutdown::Both).unwrap(),
+            // Read a little, then close with unread data buffered: the kernel answers with a reset.
+            _ => {
+                let mut byte = [0u8; 1];
+                let _ = stream.read(&mut byte);
+                drop(stream);
+            }
+        }
+    }
+    // New clients, likely reusing the abandoned connections' slots, get exactly their own responses.
+    let small = [
+        "/sample.txt",
+        "/about.html",
+        "/index.html",
+        "/contact.html",
+        "/logo.png",
+    ];
+    for round in 0..4 {
+        let clients: Vec<(TcpStream, &str)> = small
+            .iter()
+            .map(|path| {
+                let mut stream = server.connect();
+                let raw = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", server.host());
+                stream.write_all(raw.as_bytes()).unwrap();
+                (stream, *path)
+            })
+            .collect();
+        for (mut stream, path) in clients {
+            let response = read_response(&mut stream).expect("a response");
+            assert_eq!(
+                response.status, 200,
+                "round {round} {path}: {}",
+                response.head
+            );
+            assert!(
+                response.body == bundled(&path[1..]),
+                "round {round} {path}: foreign body"
+            );
+        }
+    }
+    // And the big file itself still downloads completely for a client that stays.
+    let mut stream = server.connect();
+    stream.write_all(big.as_bytes()).unwrap();
+    let response = read_response(&mut stream).expect("a response");
+    assert_eq!(
+        response.body,
+        std::fs::read(server.root.join("big.png")).unwrap()
+    );
+    assert!(
+        server.is_running(),
+        "the server died; log:\n{}",
+        server.log()
+    );
+    assert!(!server.log().contains("panicked"), "{}", server.log());
+    // At least one completion found its connection gone (the reset clients) and was dropped, not misdelivered.
+    assert!(
+        server
+            .log()
+            .contains("dropping a completion for closed connection"),
+        "no late completion was exercised; log:\n{}",
+        server.log()
+    );
+}
+
+#[test]
+fn malformed_input_gets_an_error_status_or_a_clean_close_and_the_server_keeps_serving() {
+    let mut server = TestServer::start(&["--idle-timeout", "1"]);
+    let host = server.host();
+    let many_headers: String = (0..65).map(|i| format!("X-Field-{i}: v\r\n")).collect();
+    let garbage: Vec<u8> = (0u32..512)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let cases: Vec<(&str, Vec<u8>, Option<u16>)> = vec![
+        ("garbage bytes", garbage, None),
+        (
+            "a TLS hello",
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\x00\r\n\r\n".to_vec(),
+            None,
+        ),
+        (
+            "a NUL in the request line",
+            format!("GET /ind\0ex.html HTTP/1.1\r\nHost: {host}\r\n\r\n").into_bytes(),
+            None,
+        ),
+        (
+            "a huge header",
+            format!(
+                "GET / HTTP/1.1\r\nHost: {host}\r\nX-Big: {}\r\n\r\n",
+                "a".repeat(20_000)
+            )
+            .into_bytes(),
+            Some(431),
+        ),
+        (
+            "65 header fields",
+            format!("GET / HTTP/1.1\r\nHost: {host}\r\n{many_headers}\r\n").into_bytes(),
+            Some(431),
+        ),
+        (
+            "the HTTP/2 preface",
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec(),
+            None,
+        ),
+        ("lone newlines", b"\n\n".to_vec(), None),
+        (
+            "a request line without a version",
+            format!("GET /index.html\r\nHost: {host}\r\n\r\n").into_bytes(),
+            None,
+        ),
+        (
+            "an unsupported version",
+            format!("GET / HTTP/3.0\r\nHost: {host}\r\n\r\n").into_bytes(),
+            Some(505),
+        ),
+        (
+            "a header without a colon",
+            format!("GET / HTTP/1.1\r\nHost: {host}\r\nBroken\r\n\r\n").into_bytes(),
+            None,
+        ),
+    ];
+    for (what, bytes, expected) in cases {
+        let mut stream = server.connect();
+        // The server may close before reading everything; a failed write is fine, a hang is not.
+        let _ = stream.write_all(&bytes);
+        let status = status_then_close(&mut stream, what);
+        match expected {
+            Some(code) => assert_eq!(status, Some(code), "{what}"),
+            None => assert!(
+                status.is_none_or(|s| (400..600).contains(&s)),
+                "{what}: got status {status:?}"
+            ),
+        }
+        assert_still_serving(&server, what);
+    }
+    assert!(
+        server.is_running(),
+        "the server died; log:\n{}",
+        server.log()
+    );
+    assert!(!server.log().contains("panicked"), "{}", server.log());
+}
+
+#[test]
+fn a_client_that_sends_nothing_and_closes_leaves_the_server_serving() {
+    let mut server = TestServer::start(&[]);
+    for _ in 0..10 {
+        drop(server.connect());
+    }
+    assert_still_serving(&server, "silent clients");
+    assert!(server.is_running());
+}
+
+#[test]
+fn a_client_that_sends_half_a_head_and_closes_leaves_the_server_serving() {
+    let mut server = TestServer::start(&[]);
+    for _ in 0..10 {
+        let mut stream = server.connect();
+        let half = format!("GET /index.html HTTP/1.1\r\nHost: {}\r\nAcc", server.host());
+        stream.write_all(half.as_bytes()).unwrap();
+        drop(stream);
+    }
+    let mut stream = server.connect();
+    stream.write_all(b"GET /about.html HT").unwrap();
+    stream.shutdown(Shutdown::Write).unwrap();
+    // A half-closed client may get an error status or a close, but never a hang.
+    let status = status_then_close(&mut stream, "half a head then FIN");
+    assert!(
+        status.is_none_or(|s| (400..600).contains(&s)),
+        "got {status:?}"
+    );
+    assert_still_serving(&server, "half heads");
+    assert!(server.is_running());
+}
+
+/// Runs the binary with these arguments and waits (at most 10 s) for it to exit.
+fn run_binary(args: &[&str]) -> Output {
+    let root = temp_root();
+    let child = Command::new(env!("CARGO_BIN_EXE_http-server"))
+        .args(args)
+        .arg("--root")
+        .arg(&root)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn http-server");
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let result = rx.recv_timeout(Duration::from_secs(10));
+    let _ = std::fs::remove_dir_all(&root);
+    match result {
+        Ok(output) => output.expect("wait for http-server"),
+        Err(_) => {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            panic!("http-server {args:?} did not exit");
+        }
+    }
+}
+
+fn combined_output(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn invalid_command_lines_exit_with_code_2() {
+    let cases: &[&[&str]] = &[
+        &["abc"],
+        &["99999"],
+        &["0", "127.0.0.1", "many"],
+        &["0", "127.0.0.1", "4", "--idle-timeout", "x"],
+        &["0", "127.0.0.1", "4", "--max-requests", "lots"],
+        &["0", "127.0.0.1", "4", "--max-body", "-5"],
+        &["0", "127.0.0.1", "4", "--no-such-option"],
+    ];
+    for args in cases {
+        let output = run_binary(args);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            combined_output(&output)
+        );
+    }
+}
+
+#[test]
+fn help_exits_successfully() {
+    let output = run_binary(&["--help"]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        combined_output(&output)
+    );
+    assert!(combined_output(&output).contains("--idle-timeout"));
+}
+
+#[test]
+fn a_port_in_use_exits_with_code_1_and_names_the_port() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let output = run_binary(&[&port, "127.0.0.1", "4"]);
+    drop(listener);
+    let text = combined_output(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&port),
+        "the message does not name port {port}: {text}"
+    );
+}

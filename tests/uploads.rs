@@ -1,0 +1,758 @@
+mod common;
+
+// POST /upload (issue 3): JSON bodies stored under `<root>/uploads`, over raw TCP and curl.
+
+use common::{read_response, read_response_head_only, read_to_eof, Response, TestServer};
+use serde_json::Value;
+use std::collections::HashSet;
+use std::io::Write;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Barrier};
+
+/// A JSON document whose exact bytes (spacing, escapes, raw UTF-8, trailing newline) must survive
+/// storage.
+const DOCUMENT: &[u8] = b"{ \"name\" : \"caf\xc3\xa9\",\n  \"escaped\": \"caf\\u00e9\", \
+    \"values\": [1, 2.50, null, true],\n  \"nested\": {\"k\": \"v\"} }\n";
+
+/// Whether `name` is `upload_YYYYMMDD_HHMMSS_<32 lowercase hex>.json`, checked by hand.
+fn is_upload_name(name: &str) -> bool {
+    let Some(rest) = name
+        .strip_prefix("upload_")
+        .and_then(|r| r.strip_suffix(".json"))
+    else {
+        return false;
+    };
+    let parts: Vec<&str> = rest.split('_').collect();
+    let [date, time, id] = parts.as_slice() else {
+        return false;
+    };
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(date, 8) || !digits(time, 6) {
+        return false;
+    }
+    let hex = id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let num = |s: &str| s.parse::<u32>().unwrap_or(u32::MAX);
+    let (month, day) = (num(&date[4..6]), num(&date[6..8]));
+    let (hour, minute, second) = (num(&time[0..2]), num(&time[2..4]), num(&time[4..6]));
+    hex && (1..=12).contains(&month)
+        && (1..=31).contains(&day)
+        && hour < 24
+        && minute < 60
+        && second <= 60
+}
+
+/// The media type of the response's `Content-Type`, lower-cased, without parameters.
+fn media_type(response: &Response) -> String {
+    let value = response.header("Content-Type").unwrap_or("");
+    value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// A Content-Length upload request with this `Content-Type`.
+fn upload_request(server: &TestServer, content_type: &str, body: &[u8]) -> Vec<u8> {
+    let mut request = format!(
+        "POST /upload HTTP/1.1\r\n\
+        Host: {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        server.host(),
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    request
+}
+
+/// The head of a chunked upload request.
+fn chunked_head(server: &TestServer) -> Vec<u8> {
+    format!(
+        "POST /upload HTTP/1.1\r\n\
+        Host: {}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+        server.host()
+    )
+    .into_bytes()
+}
+
+/// `parts` framed as chunks, then the last chunk and the empty trailer section.
+fn chunked(parts: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for part in parts {
+        out.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+        out.extend_from_slice(part);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
+/// A `GET` request on a connection that stays open.
+fn get_request(server: &TestServer, path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", server.host()).into_bytes()
+}
+
+/// A connection that sends every write at once (no Nagle), so split writes reach the server split.
+fn connect_nodelay(server: &TestServer) -> TcpStream {
+    let stream = server.connect();
+    stream.set_nodelay(true).expect("TCP_NODELAY");
+    stream
+}
+
+/// One write, flushed.
+fn send(stream: &mut TcpStream, bytes: &[u8]) {
+    stream.write_all(bytes).expect("write request bytes");
+    stream.flush().expect("flush");
+}
+
+/// Sends `request` on a new connection and reads one response.
+fn exchange(server: &TestServer, request: &[u8]) -> (Response, TcpStream) {
+    let mut stream = server.connect();
+    send(&mut stream, request);
+    let response = read_response(&mut stream).expect("a response");
+    (response, stream)
+}
+
+fn uploads_dir(server: &TestServer) -> PathBuf {
+    server.root.join("uploads")
+}
+
+/// Every entry of `dir` (hidden ones too) with its size, sorted; empty when `dir` does not exist.
+fn listing(dir: &Path) -> Vec<(String, u64)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<(String, u64)> = entries
+        .map(|entry| {
+            let entry = entry.expect("directory entry");
+            let len = entry.metadata().expect("metadata").len();
+            (entry.file_name().to_string_lossy().into_owned(), len)
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// Asserts a 201 for an upload of `sent` and returns its `filepath`, after checking the JSON body,
+/// `Location`, the stored name, and that the stored file holds exactly `sent`.
+fn check_created(server: &TestServer, response: &Response, sent: &[u8]) -> String {
+    let body = String::from_utf8_lossy(&response.body);
+    assert_eq!(response.status, 201, "{}{body}", response.head);
+    assert_eq!(
+        media_type(response),
+        "application/json",
+        "{}",
+        response.head
+    );
+    let json: Value = serde_json::from_slice(&response.body).expect("201 body is JSON");
+    assert_eq!(json["status"], "success", "{body}");
+    assert_eq!(json["message"], "File created successfully", "{body}");
+    let filepath = json["filepath"]
+        .as_str()
+        .expect("filepath is a string")
+        .to_owned();
+    assert_eq!(
+        response.header("Location"),
+        Some(filepath.as_str()),
+        "{}",
+        response.head
+    );
+    let name = filepath
+        .strip_prefix("/uploads/")
+        .expect("filepath under /uploads/");
+    assert!(is_upload_name(name), "bad upload name {name:?}");
+    let stored = std::fs::read(uploads_dir(server).join(name)).expect("stored upload exists");
+    assert_eq!(stored, sent, "stored bytes differ from the bytes sent");
+    filepath
+}
+
+/// Asserts an error response with this status and a JSON body naming it; returns the body.
+fn check_error(response: &Response, status: u16) -> Value {
+    let body = String::from_utf8_lossy(&response.body);
+    assert_eq!(response.status, status, "{}{body}", response.head);
+    assert_eq!(
+        media_type(response),
+        "application/json",
+        "{}",
+        response.head
+    );
+    let json: Value = serde_json::from_slice(&response.body).expect("error body is JSON");
+    assert_eq!(json["status"], status, "{body}");
+    assert!(json["error"].is_string(), "{body}");
+    json
+}
+
+/// Asserts the server closed the connection after its response, sending nothing more.
+fn assert_closed(stream: &mut TcpStream) {
+    let rest = read_to_eof(stream);
+    assert!(
+        rest.is_empty(),
+        "bytes after the response: {:?}",
+        String::from_utf8_lossy(&rest)
+    );
+}
+
+/// The body was read in full, so the framing is intact: the connection stays open and serves the next request.
+fn assert_still_serves(server: &TestServer, stream: &mut TcpStream, response: &Response) {
+    assert_eq!(
+        response.header("Connection"),
+        Some("keep-alive"),
+        "{}",
+        response.head
+    );
+    send(stream, &get_request(server, "/index.html"));
+    let next = read_response(stream).expect("a second response");
+    assert_eq!(next.status, 200, "{}", next.head);
+}
+
+/// A server whose uploads folder already exists and holds one upload, and that folder's listing.
+fn server_with_one_upload(extra: &[&str]) -> (TestServer, Vec<(String, u64)>) {
+    let server = TestServer::start(extra);
+    let (response, _) = exchange(
+        &server,
+        &upload_request(&server, "application/json", DOCUMENT),
+    );
+    check_created(&server, &response, DOCUMENT);
+    let before = listing(&uploads_dir(&server));
+    assert_eq!(before.len(), 1, "{before:?}");
+    (server, before)
+}
+
+#[test]
+fn the_upload_name_check_rejects_near_misses() {
+    assert!(is_upload_name(
+        "upload_20240131_235959_0123456789abcdef0123456789abcdef.json"
+    ));
+    let bad = [
+        "upload_20240131_235959_0123456789abcdef0123456789abcde.json",
+        "upload_20240131_235959_0123456789ABCDEF0123456789abcdef.json",
+        "upload_2024013_235959_0123456789abcdef0123456789abcdef.json",
+        "upload_20241331_235959_0123456789abcdef0123456789abcdef.json",
+        "upload_20240131_245959_0123456789abcdef0123456789abcdef.json",
+        "upload_20240131_235959_0123456789abcdef0123456789abcdef.txt",
+        "uploads_20240131_235959_0123456789abcdef0123456789abcdef.json",
+        "upload_20240131_235959_0123456789abcdef_0123456789abcdef.json",
+    ];
+    for name in bad {
+        assert!(!is_upload_name(name), "{name}");
+    }
+}
+
+#[test]
+fn an_upload_is_stored_byte_for_byte_and_served_back_as_json() {
+    let server = TestServer::start(&[]);
+    let (response, _) = exchange(
+        &server,
+        &upload_request(&server, "application/json", DOCUMENT),
+    );
+    let filepath = check_created(&server, &response, DOCUMENT);
+    assert_eq!(
+        listing(&uploads_dir(&server)).len(),
+        1,
+        "one file, no leftovers"
+    );
+
+    let served = server.get(&filepath);
+    assert_eq!(served.status, 200, "{}", served.head);
+    assert_eq!(media_type(&served), "application/json", "{}", served.head);
+    assert!(
+        !served
+            .header("Content-Disposition")
+            .unwrap_or("")
+            .contains("attachment"),
+        "JSON is served inline: {}",
+        served.head
+    );
+    assert_eq!(served.body, DOCUMENT);
+}
+
+#[test]
+fn a_content_type_in_mixed_case_with_a_charset_is_accepted() {
+    let server = TestServer::start(&[]);
+    let request = upload_request(&server, "Application/JSON; charset=utf-8", DOCUMENT);
+    let (response, _) = exchange(&server, &request);
+    check_created(&server, &response, DOCUMENT);
+}
+
+#[test]
+fn two_hundred_concurrent_uploads_all_get_distinct_complete_files() {
+    const CLIENTS: usize = 200;
+    let server = TestServer::start(&[]);
+    let start = Arc::new(Barrier::new(CLIENTS));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            let body = format!(
+                "{{\"client\": {i}, \"padding\": \"{}\"}}",
+                "x".repeat(200 + i * 13)
+            );
+            let request = format!(
+                "POST /upload HTTP/1.1\r\n\
+                Host: {}\r\nContent-Type: application/json\r\n\
+                Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                server.host(),
+                body.len()
+            )
+            .into_bytes();
+            let mut stream = server.connect();
+            let start = Arc::clone(&start);
+            std::thread::spawn(move || {
+                start.wait();
+                send(&mut stream, &request);
+                let response = read_response(&mut stream).expect("a response");
+                (body.into_bytes(), response)
+            })
+        })
+        .collect();
+    let mut names = HashSet::new();
+    for client in clients {
+        let (body, response) = client.join().expect("client thread");
+        names.insert(check_created(&server, &response, &body));
+    }
+    assert_eq!(names.len(), CLIENTS, "every upload gets its own name");
+    assert_eq!(
+        listing(&uploads_dir(&server)).len(),
+        CLIENTS,
+        "no temporary files left"
+    );
+}
+
+#[test]
+fn a_chunked_upload_in_one_write_is_stored_decoded() {
+    let server = TestServer::start(&[]);
+    let mut request = chunked_head(&server);
+    request.extend(chunked(&[
+        &DOCUMENT[..10],
+        &DOCUMENT[10..11],
+        &DOCUMENT[11..],
+    ]));
+    let (response, _) = exchange(&server, &request);
+    check_created(&server, &response, DOCUMENT);
+}
+
+#[test]
+fn a_chunked_upload_sent_one_chunk_per_write_is_stored_whole() {
+    let server = TestServer::start(&[]);
+    let mut stream = connect_nodelay(&server);
+    send(&mut stream, &chunked_head(&server));
+    for part in DOCUMENT.chunks(7) {
+        let mut chunk = format!("{:x}\r\n", part.len()).into_bytes();
+        chunk.extend_from_slice(part);
+        chunk.extend_from_slice(b"\r\n");
+        send(&mut stream, &chunk);
+    }
+    send(&mut stream, b"0\r\n\r\n");
+    let response = read_response(&mut stream).expect("a response");
+    check_created(&server, &response, DOCUMENT);
+}
+
+#[test]
+fn a_chunk_split_between_its_size_line_and_its_data_across_writes_is_stored_whole() {
+    let server = TestServer::start(&[]);
+    let mut stream = connect_nodelay(&server);
+    let mut head = chunked_head(&server);
+    head.extend_from_slice(format!("{:x}\r\n", DOCUMENT.len()).as_bytes());
+    send(&mut stream, &head);
+    let half = DOCUMENT.len() / 2;
+    send(&mut stream, &DOCUMENT[..half]);
+    send(&mut stream, &DOCUMENT[half..]);
+    send(&mut stream, b"\r");
+    send(&mut stream, b"\n0\r\n");
+    send(&mut stream, b"\r\n");
+    let response = read_response(&mut stream).expect("a response");
+    check_created(&server, &response, DOCUMENT);
+}
+
+#[test]
+fn chunk_extensions_and_trailers_are_accepted_and_a_pipelined_get_is_answered_after_them() {
+    let server = TestServer::start(&[]);
+    let mut request = chunked_head(&server);
+    request.extend_from_slice(format!("{:x};name=value\r\n", 20).as_bytes());
+    request.extend_from_slice(&DOCUMENT[..20]);
+    request.extend_from_slice(b"\r\n");
+    request.extend_from_slice(format!("{:X} ; quoted=\"a;b\"\r\n", DOCUMENT.len() - 20).as_bytes());
+    request.extend_from_slice(&DOCUMENT[20..]);
+    request.extend_from_slice(b"\r\n0;last\r\nX-Checksum: abc123\r\nX-Other: 1\r\n\r\n");
+    request.extend(get_request(&server, "/index.html"));
+    let mut stream = server.connect();
+    send(&mut stream, &request);
+
+    let created = read_response(&mut stream).expect("the upload's response");
+    let filepath = check_created(&server, &created, DOCUMENT);
+    let page = read_response(&mut stream).expect("the pipelined GET's response");
+    assert_eq!(page.status, 200, "{}", page.head);
+    assert_eq!(
+        page.body,
+        std::fs::read(server.root.join("index.html")).unwrap()
+    );
+
+    send(&mut stream, &get_request(&server, &filepath));
+    let served = read_response(&mut stream).expect("a third response on the connection");
+    assert_eq!(served.status, 200, "{}", served.head);
+    assert_eq!(served.body, DOCUMENT);
+}
+
+#[test]
+fn a_content_length_body_arriving_in_many_small_writes_is_stored_whole() {
+    let server = TestServer::start(&[]);
+    let body = format!("{{\"list\": [{}]}}", vec!["\"item\""; 100].join(", ")).into_bytes();
+    let request = upload_request(&server, "application/json", &body);
+    let head_len = request.len() - body.len();
+    let mut stream = connect_nodelay(&server);
+    send(&mut stream, &request[..head_len]);
+    for piece in body.chunks(16) {
+        send(&mut stream, piece);
+    }
+    let response = read_response(&mut stream).expect("a response");
+    check_created(&server, &response, &body);
+}
+
+#[test]
+fn a_body_and_the_next_pipelined_request_in_one_write_are_both_answered() {
+    let server = TestServer::start(&[]);
+    let mut request = upload_request(&server, "application/json", DOCUMENT);
+    request.extend(get_request(&server, "/index.html"));
+    let mut stream = server.connect();
+    send(&mut stream, &request);
+    let created = read_response(&mut stream).expect("the upload's response");
+    check_created(&server, &created, DOCUMENT);
+    let page = read_response(&mut stream).expect("the pipelined GET's response");
+    assert_eq!(page.status, 200, "{}", page.head);
+    assert_eq!(
+        page.body,
+        std::fs::read(server.root.join("index.html")).unwrap()
+    );
+}
+
+#[test]
+fn expect_100_continue_gets_100_before_the_body_is_sent_and_then_201() {
+    let server = TestServer::start(&[]);
+    let head = format!(
+        "POST /upload HTTP/1.1\r\n\
+        Host: {}\r\nContent-Type: application/json\r\n\
+        Content-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        server.host(),
+        DOCUMENT.len()
+    );
+    let mut stream = server.connect();
+    send(&mut stream, head.as_bytes());
+    let interim = read_response_head_only(&mut stream).expect("an interim response");
+    assert!(
+        interim.head.starts_with("HTTP/1.1 100 Continue\r\n"),
+        "{:?}",
+        interim.head
+    );
+    send(&mut stream, DOCUMENT);
+    let response = read_response(&mut stream).expect("the final response");
+    check_created(&server, &response, DOCUMENT);
+}
+
+#[test]
+fn expect_100_continue_with_a_length_over_max_body_gets_413_without_sending_the_body() {
+    let server = TestServer::start(&["--max-body", "1000"]);
+    let head = format!(
+        "POST /upload HTTP/1.1\r\n\
+        Host: {}\r\nContent-Type: application/json\r\n\
+        Content-Length: 1001\r\nExpect: 100-continue\r\n\r\n",
+        server.host()
+    );
+    let mut stream = server.connect();
+    send(&mut stream, head.as_bytes());
+    let response = read_response(&mut stream).expect("a response");
+    check_error(&response, 413);
+    assert_closed(&mut stream);
+    assert!(listing(&uploads_dir(&server)).is_empty());
+}
+
+#[test]
+fn expect_100_continue_with_text_plain_gets_415_without_sending_the_body() {
+    let server = TestServer::start(&[]);
+    let head = format!(
+        "POST /upload HTTP/1.1\r\n\
+        Host: {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        server.host(),
+        DOCUMENT.len()
+    );
+    let mut stream = server.connect();
+    send(&mut stream, head.as_bytes());
+    let response = read_response(&mut stream).expect("a response");
+    check_error(&response, 415);
+    assert_closed(&mut stream);
+    assert!(listing(&uploads_dir(&server)).is_empty());
+}
+
+#[test]
+fn curl_uploading_a_2_kib_file_receives_100_continue_and_201() {
+    let server = TestServer::start(&[]);
+    let items: Vec<String> = (0..200).map(|i| format!("{i:04}")).collect();
+    let mut document = format!("{{\"items\": [\"{}\"]", items.join("\", \"")).into_bytes();
+    document.resize(2047, b' ');
+    document.push(b'}');
+    assert_eq!(document.len(), 2048);
+    let file = server.root.join("payload.json");
+    std::fs::write(&file, &document).unwrap();
+    let data = format!("@{}", file.display());
+    let url = format!("http://{}/upload", server.addr);
+    // curl 7.x sends `Expect: 100-continue` by itself for bodies over 1 KiB; newer curl only over
+    // 1 MiB, so ask for it explicitly. A long wait for the 100 keeps curl from sending the body
+    // early.
+    let args = [
+        "-sS",
+        "-v",
+        "--max-time",
+        "10",
+        "--expect100-timeout",
+        "5",
+        "--data-binary",
+        &data,
+        "-H",
+        "Content-Type: application/json",
+        "-H",
+        "Expect: 100-continue",
+        &url,
+    ];
+    let Some(out) = common::curl(&args) else {
+        return;
+    };
+    let verbose = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "curl failed: {verbose}");
+    assert!(verbose.contains("> Expect: 100-continue"), "{verbose}");
+    assert!(
+        verbose.contains("< HTTP/1.1 100 Continue"),
+        "no 100 Continue: {verbose}"
+    );
+    assert!(verbose.contains("< HTTP/1.1 201"), "no 201: {verbose}");
+    let json: Value = serde_json::from_slice(&out.stdout).expect("curl got a JSON body");
+    let name = json["filepath"]
+        .as_str()
+        .and_then(|p| p.strip_prefix("/uploads/"))
+        .expect("filepath");
+    assert!(is_upload_name(name), "{name}");
+    assert_eq!(
+        std::fs::read(uploads_dir(&server).join(name)).unwrap(),
+        document
+    );
+}
+
+#[test]
+fn a_text_plain_upload_gets_415_and_writes_nothing() {
+    let (server, before) = server_with_one_upload(&[]);
+    let (response, _) = exchange(&server, &upload_request(&server, "text/plain", DOCUMENT));
+    check_error(&response, 415);
+    assert_eq!(listing(&uploads_dir(&server)), before);
+}
+
+#[test]
+fn an_upload_without_content_type_gets_415_and_writes_nothing() {
+    let (server, before) = server_with_one_upload(&[]);
+    let request = format!(
+        "POST /upload HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n\r\n",
+        server.host(),
+        DOCUMENT.len()
+    );
+    let mut request = request.into_bytes();
+    request.extend_from_slice(DOCUMENT);
+    let (response, _) = exchange(&server, &request);
+    check_error(&response, 415);
+    assert_eq!(listing(&uploads_dir(&server)), before);
+}
+
+#[test]
+fn invalid_json_gets_400_saying_where_and_writes_nothing() {
+    let (server, before) = server_with_one_upload(&[]);
+    let body = b"{\"a\": 1,\n \"b\": }";
+    let (response, mut stream) =
+        exchange(&server, &upload_request(&server, "application/json", body));
+    let json = check_error(&response, 400);
+    let message = json["message"].as_str().expect("a message string");
+    assert!(
+        message.contains("line") && message.contains("column"),
+        "{message:?}"
+    );
+    assert_still_serves(&server, &mut stream, &response);
+    assert_eq!(listing(&uploads_dir(&server)), before);
+}
+
+#[test]
+fn an_empty_body_gets_400_and_writes_nothing() {
+    let (server, before) = server_with_one_upload(&[]);
+    let (response, mut stream) =
+        exchange(&server, &upload_request(&server, "application/json", b""));
+    check_error(&response, 400);
+    assert_still_serves(&server, &mut stream, &response);
+    assert_eq!(listing(&uploads_dir(&server)), before);
+}
+
+#[test]
+fn an_upload_with_neither_length_nor_chunked_gets_411_and_writes_nothing() {
+    let (server, before) = server_with_one_upload(&[]);
+    let request = format!(
+        "POST /upload HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\r\n",
+        server.host()
+    );
+    let (response, mut stream) = exchange(&server, request.as_bytes());
+    check_error(&response, 411);
+    assert_closed(&mut stream);
+    assert_eq!(listing(&uploads_dir(&server)), before);
+}
+
+#[test]
+fn a_content_length_over_max_body_gets_413_before_the_body_then_close() {
+    let (server, before) = server_with_one_upload(&["--max-body", "1000"]);
+    let head = format!(
+        "POST /upload HTTP/1.1\r\n\
+        Host: {}\r\nContent-Type: application/json\r\nContent-Length: 1001\r\n\r\n",
+        server.host()
+    );
+    let (response, mut stream) = exchange(&server, head.as_bytes());
+    check_error(&response, 413);
+    assert_closed(&mut stream);
+    assert_eq!(listing(&uploads_dir(&server)), before);
+}
+
+#[test]
+fn a_chunked_body_growing_over_max_body_gets_413_then_close() {
+    let (server, before) = server_with_one_upload(&["--max-body", "1000"]);
+    let part = [b' '; 600];
+    let mut request = chunked_head(&server);
+    request.extend(chunked(&[b"[", &part, &part, b"]"]));
+    let (response, mut stream) = exchange(&server, &request);
+    check_error(&response, 413);
+    assert_closed(&mut stream);
+    assert_eq!(listing(&uploads_dir(&server)), before);
+}
+
+#[test]
+fn get_on_the_upload_endpoint_gets_405_allowing_post() {
+    let (server, before) = server_with_one_upload(&[]);
+    let (response, _) = exchange(&server, &get_request(&server, "/upload"));
+    check_error(&response, 405);
+    assert_eq!(response.header("Allow"), Some("POST"), "{}", response.head);
+    assert_eq!(listing(&uploads_dir(&server)), before);
+}
+
+#[test]
+fn post_to_a_static_page_gets_405_allowing_get_and_head() {
+    let (server, before) = server_with_one_upload(&[]);
+    let page = std::fs::read(server.root.join("index.html")).unwrap();
+    let mut request = format!(
+        "POST /index.html HTTP/1.1\r\n\
+        Host: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        server.host(),
+        DOCUMENT.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(DOCUMENT);
+    let (response, _) = exchange(&server, &request);
+    check_error(&response, 405);
+    assert_eq!(
+        response.header("Allow"),
+        Some("GET, HEAD"),
+        "{}",
+        response.head
+    );
+    assert_eq!(listing(&uploads_dir(&server)), before);
+    assert_eq!(std::fs::read(server.root.join("index.html")).unwrap(), page);
+}
+
+#[test]
+fn a_client_dropping_mid_body_leaves_no_file_and_the_server_keeps_serving() {
+    let (mut server, before) = server_with_one_upload(&[]);
+    let head = format!(
+        "POST /upload HTTP/1.1\r\n\
+        Host: {}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n",
+        server.host()
+    );
+    let mut stream = server.connect();
+    send(&mut stream, head.as_bytes());
+    // Valid JSON on its own, so a server that stored a truncated body would leave a file.
+    let partial = format!("{{\"partial\": \"{}\"}}", "x".repeat(85));
+    assert_eq!(partial.len(), 100);
+    send(&mut stream, partial.as_bytes());
+    drop(stream);
+
+    let page = server.get("/");
+    assert_eq!(page.status, 200, "{}", page.head);
+    let (response, _) = exchange(
+        &server,
+        &upload_request(&server, "application/json", DOCUMENT),
+    );
+    let filepath = check_created(&server, &response, DOCUMENT);
+    let mut expected = before;
+    expected.push((
+        filepath["/uploads/".len()..].to_owned(),
+        DOCUMENT.len() as u64,
+    ));
+    expected.sort();
+    assert_eq!(
+        listing(&uploads_dir(&server)),
+        expected,
+        "only the completed uploads remain"
+    );
+    assert!(server.is_running());
+}
+
+#[test]
+fn an_unwritable_uploads_folder_gives_500_and_the_server_keeps_serving() {
+    let root = common::temp_root();
+    let resources = Path::new(env!("CARGO_MANIFEST_DIR")).join("resources");
+    std::fs::copy(resources.join("index.html"), root.join("index.html")).unwrap();
+    std::fs::write(root.join("uploads"), b"not a folder").unwrap();
+    let before = listing(&root);
+    let mut server = TestServer::start_in(root, &[]);
+
+    let (response, _) = exchange(
+        &server,
+        &upload_request(&server, "application/json", DOCUMENT),
+    );
+    check_error(&response, 500);
+    let page = server.get("/");
+    assert_eq!(page.status, 200, "{}", page.head);
+    assert_eq!(
+        std::fs::read(server.root.join("uploads")).unwrap(),
+        b"not a folder"
+    );
+    assert_eq!(
+        listing(&server.root),
+        before,
+        "nothing written beside it either"
+    );
+    assert!(server.is_running());
+}
+
+#[test]
+fn created_keeps_the_connection_open_and_413_closes_it() {
+    let server = TestServer::start(&["--max-body", "1000"]);
+    let mut stream = server.connect();
+    let request = upload_request(&server, "application/json", DOCUMENT);
+    send(&mut stream, &request);
+    let first = read_response(&mut stream).expect("first response");
+    let first_path = check_created(&server, &first, DOCUMENT);
+    assert_eq!(
+        first.header("Connection"),
+        Some("keep-alive"),
+        "{}",
+        first.head
+    );
+
+    send(&mut stream, &request);
+    let second = read_response(&mut stream).expect("second response on the same connection");
+    let second_path = check_created(&server, &second, DOCUMENT);
+    assert_ne!(first_path, second_path);
+
+    let too_large = format!(
+        "POST /upload HTTP/1.1\r\n\
+        Host: {}\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n",
+        server.host()
+    );
+    send(&mut stream, too_large.as_bytes());
+    let refused = read_response(&mut stream).expect("third response on the same connection");
+    check_error(&refused, 413);
+    assert_eq!(
+        refused.header("Connection"),
+        Some("close"),
+        "{}",
+        refused.head
+    );
+    assert_closed(&mut stream);
+}
