@@ -39,8 +39,10 @@ impl TestServer {
             let from = Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("resources")
                 .join(name);
-            std::fs::copy(&from, root.join(name))
-                .unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
+            if let Err(e) = std::fs::copy(&from, root.join(name)) {
+                let _ = std::fs::remove_dir_all(&root);
+                panic!("copy {}: {e}", from.display());
+            }
         }
         TestServer::start_in(root, extra)
     }
