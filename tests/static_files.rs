@@ -405,9 +405,10 @@ fn curl_reuses_one_connection_for_two_urls() {
 }
 
 #[test]
-fn eight_concurrent_ten_mib_downloads_are_all_byte_exact() {
+fn eight_concurrent_ten_mib_downloads_are_all_byte_exact_and_streamed() {
     let server = TestServer::start(&[]);
     let expected = Arc::new(write_big_png(&server, "big.png"));
+    let rss_before = server.memory_kib("VmRSS");
     let raw = request(&server, "GET", "/big.png");
     std::thread::scope(|scope| {
         let downloads: Vec<_> = (0..8)
@@ -427,4 +428,10 @@ fn eight_concurrent_ten_mib_downloads_are_all_byte_exact() {
             download.join().expect("download thread");
         }
     });
+    // Reading each file whole would add 80 MiB at the peak; streaming holds a few chunks.
+    let peak_growth_mib = server.memory_kib("VmHWM").saturating_sub(rss_before) / 1024;
+    assert!(
+        peak_growth_mib < 40,
+        "peak RSS grew by {peak_growth_mib} MiB"
+    );
 }

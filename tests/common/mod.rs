@@ -120,6 +120,18 @@ impl TestServer {
         self.log.lock().unwrap().clone()
     }
 
+    /// A memory figure of the server process from /proc, in KiB (`VmRSS` now, `VmHWM` the peak so far).
+    pub fn memory_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("read /proc/PID/status");
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(field))
+            .unwrap_or_else(|| panic!("{field} missing"));
+        let kib = line.split_whitespace().nth(1).expect("a number");
+        kib.parse().expect("KiB")
+    }
+
     /// Whether the child process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
