@@ -227,6 +227,29 @@ mod tests {
     }
 
     #[test]
+    fn random_input_never_panics_or_overruns() {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let alphabet = b"0123456789abcdefABCDEF;= \t\r\nxX";
+        for _ in 0..20_000 {
+            let len = (next() % 64) as usize;
+            let input: Vec<u8> = (0..len)
+                .map(|_| alphabet[(next() as usize) % alphabet.len()])
+                .collect();
+            let mut decoder = BodyDecoder::new(BodyFraming::Chunked);
+            let mut body = Vec::new();
+            if let Ok(used) = decoder.decode(&input, &mut body, MAX) {
+                assert!(used <= input.len() && body.len() <= MAX);
+            }
+        }
+    }
+
+    #[test]
     fn chunk_extensions_with_whitespace_are_ignored() {
         assert_eq!(chunk_size(b"1a ; ext=\"v\""), Ok(26));
         assert_eq!(chunk_size(b"0"), Ok(0));

@@ -258,12 +258,12 @@ fn tokens(value: &str) -> impl Iterator<Item = &str> {
 
 /// Splits `http://authority/path` into its authority and path (RFC 9112 §3.2.2).
 fn absolute_form_authority(target: &str) -> Option<(String, String)> {
-    let scheme_len = if target.len() >= 7 && target[..7].eq_ignore_ascii_case("http://") {
-        7
-    } else {
+    const SCHEME: &[u8] = b"http://";
+    let scheme = target.as_bytes().get(..SCHEME.len())?;
+    if !scheme.eq_ignore_ascii_case(SCHEME) {
         return None;
-    };
-    let rest = &target[scheme_len..];
+    }
+    let rest = &target[SCHEME.len()..];
     let path_start = rest.find(['/', '?']).unwrap_or(rest.len());
     let path = match &rest[path_start..] {
         "" => "/".to_owned(),
@@ -538,6 +538,44 @@ mod tests {
             head(b"BREW / HTTP/1.1\r\nHost: a\r\n\r\n").method,
             Method::Unknown("BREW".into())
         );
+    }
+
+    #[test]
+    fn non_ascii_targets_do_not_break_the_scheme_check() {
+        let raw = "GET /aaaaé HTTP/1.1\r\nHost: a\r\n\r\n".as_bytes();
+        assert!(matches!(parse(raw), Ok(Some(_))));
+    }
+
+    /// A deterministic xorshift stream, so a failure reproduces.
+    fn noise(seed: u64) -> impl FnMut() -> u64 {
+        let mut state = seed;
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        }
+    }
+
+    #[test]
+    fn mutated_heads_never_panic() {
+        let mut next = noise(0x9e37_79b9_7f4a_7c15);
+        let alphabet = b"GET /ht:p\r\n %2e.\xc3\xa9\0\t,;=chunked-Length0123456789aAHost";
+        for _ in 0..100_000 {
+            let mut raw = GET.to_vec();
+            for _ in 0..(next() % 8) {
+                let at = (next() as usize) % raw.len();
+                let byte = alphabet[(next() as usize) % alphabet.len()];
+                match next() % 3 {
+                    0 => raw[at] = byte,
+                    1 => raw.insert(at, byte),
+                    _ => {
+                        raw.remove(at);
+                    }
+                }
+            }
+            let _ = parse(&raw);
+        }
     }
 
     #[test]
