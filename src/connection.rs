@@ -185,34 +185,27 @@ impl Connection {
         };
         let step = match result {
             Ok(Output::Opened {
+                path,
                 name,
                 len,
                 kind,
                 chunk,
                 rest,
             }) => {
-                let disposition;
-                let fields: &[(&str, &str)] = match kind {
-                    FileKind::Inline(content_type) => &[("Content-Type", content_type)],
-                    FileKind::Download => {
-                        disposition =
-                            format!("attachment; filename=\"{}\"", quoted_filename(&name));
-                        &[
-                            ("Content-Type", "application/octet-stream"),
-                            ("Content-Disposition", &disposition),
-                        ]
-                    }
-                };
                 exchange.status = Status::OK.code;
-                http::write_head(
+                let persistence = exchange.persistence;
+                write_file_head(
                     &mut self.write_buf,
-                    Status::OK,
                     &ctx.date,
-                    fields,
+                    persistence,
+                    &name,
+                    kind,
                     len,
-                    exchange.persistence,
                 );
                 self.write_buf.extend_from_slice(&chunk);
+                if rest.is_none() && !exchange.head_only {
+                    ctx.cache.insert(path, name, kind, chunk, ctx.now);
+                }
                 self.start_writing(ctx, exchange, rest)
             }
             Ok(Output::Chunk { bytes, rest }) => {
@@ -428,6 +421,22 @@ impl Connection {
                 self.respond_error(ctx, exchange, err, None)
             }
             Ok(Action::File { path, kind }) => {
+                if let Some(file) = ctx.cache.get(&path, ctx.now) {
+                    exchange.status = Status::OK.code;
+                    let (persistence, len) = (exchange.persistence, file.body.len() as u64);
+                    write_file_head(
+                        &mut self.write_buf,
+                        &ctx.date,
+                        persistence,
+                        &file.name,
+                        file.kind,
+                        len,
+                    );
+                    if !exchange.head_only {
+                        self.write_buf.extend_from_slice(&file.body);
+                    }
+                    return self.start_writing(ctx, exchange, None);
+                }
                 let task = Task::Open {
                     path,
                     kind,
@@ -675,6 +684,29 @@ fn fill(socket: &mut TcpStream, buf: &mut Vec<u8>) -> Fill {
         Err(e) if e.kind() == io::ErrorKind::Interrupted => Fill::Data,
         Err(e) => Fill::Failed(e),
     }
+}
+
+/// The head of a 200 response carrying a file.
+fn write_file_head(
+    out: &mut Vec<u8>,
+    date: &str,
+    persistence: Persistence,
+    name: &str,
+    kind: FileKind,
+    len: u64,
+) {
+    let disposition;
+    let fields: &[(&str, &str)] = match kind {
+        FileKind::Inline(content_type) => &[("Content-Type", content_type)],
+        FileKind::Download => {
+            disposition = format!("attachment; filename=\"{}\"", quoted_filename(name));
+            &[
+                ("Content-Type", "application/octet-stream"),
+                ("Content-Disposition", &disposition),
+            ]
+        }
+    };
+    http::write_head(out, Status::OK, date, fields, len, persistence);
 }
 
 /// A file name safe inside a quoted `filename="..."` parameter: printable ASCII without quotes or backslashes.

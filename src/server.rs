@@ -1,6 +1,7 @@
 //! The event loop: one `mio::Poll` owning the listener, every client socket (in a slab keyed by token) and
 //! the waker the worker pool uses to hand back completions.
 
+use crate::cache::FileCache;
 use crate::config::{Config, Limits};
 use crate::connection::Connection;
 use crate::http;
@@ -34,6 +35,8 @@ pub struct Context {
     pub hosts: HostPolicy,
     /// Where blocking work goes.
     pub pool: WorkerPool,
+    /// Small files recently read, served without a worker round trip.
+    pub cache: FileCache,
     /// The time, cached once per loop pass.
     pub now: Instant,
     /// The `Date` header value, refreshed when the second changes.
@@ -105,6 +108,7 @@ impl Server {
             limits: config.limits,
             hosts,
             pool,
+            cache: FileCache::default(),
             now,
             date: String::new(),
             date_second: 0,

@@ -67,8 +67,10 @@ pub struct Completion {
 /// What a successful job produced.
 #[derive(Debug)]
 pub enum Output {
-    /// A file was opened: the name asked for, its length, how to send it, its first chunk, and the rest if any.
+    /// A file was opened: the path and name asked for, its length, how to send it, its first chunk, and the
+    /// rest if any.
     Opened {
+        path: PathBuf,
         name: String,
         len: u64,
         kind: FileKind,
@@ -326,6 +328,7 @@ impl Worker {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         Ok(Output::Opened {
+            path: path.to_path_buf(),
             name,
             len,
             kind,
