@@ -6,6 +6,7 @@ use common::{curl, read_response, read_response_head_only, read_to_eof, Response
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Size of the generated large download.
 const BIG_LEN: usize = 10 * 1024 * 1024;
@@ -434,4 +435,22 @@ fn eight_concurrent_ten_mib_downloads_are_all_byte_exact_and_streamed() {
         peak_growth_mib < 40,
         "peak RSS grew by {peak_growth_mib} MiB"
     );
+}
+
+#[test]
+fn a_changed_or_deleted_file_is_served_fresh_once_the_cache_window_passes() {
+    let server = TestServer::start(&[]);
+    let page = server.root.join("news.html");
+    std::fs::write(&page, "first").unwrap();
+    assert_eq!(server.get("/news.html").body, b"first");
+    assert_eq!(server.get("/news.html").body, b"first");
+    std::fs::write(&page, "second version").unwrap();
+    // Small files may be served from memory for up to 1 s after a worker read them.
+    std::thread::sleep(Duration::from_millis(1100));
+    let response = server.get("/news.html");
+    assert_eq!(response.body, b"second version");
+    assert_eq!(response.header("Content-Length"), Some("14"));
+    std::fs::remove_file(&page).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(server.get("/news.html").status, 404);
 }
