@@ -78,7 +78,8 @@ impl BodyDecoder {
                     };
                     used += line.len() + 2;
                     let size = chunk_size(line)?;
-                    if body.len() as u64 + size > max_body as u64 {
+                    let room = max_body.saturating_sub(body.len()) as u64;
+                    if size > room {
                         return Err(HttpError::PayloadTooLarge);
                     }
                     *self = match size {
@@ -199,6 +200,13 @@ mod tests {
             decoder.decode(b"401\r\n", &mut body, MAX),
             Err(HttpError::PayloadTooLarge)
         );
+    }
+
+    #[test]
+    fn a_huge_chunk_after_a_small_one_is_refused_not_wrapped() {
+        let mut decoder = BodyDecoder::new(BodyFraming::Chunked);
+        let input = b"1\r\n[\r\nFFFFFFFFFFFFFFFF\r\n";
+        assert_eq!(decoder.decode(input, &mut Vec::new(), MAX), Err(HttpError::PayloadTooLarge));
     }
 
     #[test]
