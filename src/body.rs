@@ -206,7 +206,10 @@ mod tests {
     fn a_huge_chunk_after_a_small_one_is_refused_not_wrapped() {
         let mut decoder = BodyDecoder::new(BodyFraming::Chunked);
         let input = b"1\r\n[\r\nFFFFFFFFFFFFFFFF\r\n";
-        assert_eq!(decoder.decode(input, &mut Vec::new(), MAX), Err(HttpError::PayloadTooLarge));
+        assert_eq!(
+            decoder.decode(input, &mut Vec::new(), MAX),
+            Err(HttpError::PayloadTooLarge)
+        );
     }
 
     #[test]

@@ -519,10 +519,11 @@ impl Connection {
 
     /// Hands a job to the pool; a full queue is answered with 503 at once.
     fn submit(&mut self, ctx: &mut Context, exchange: Exchange, task: Task) -> Step {
-        match ctx.pool.submit(Job {
+        let job = Job {
             conn: self.id,
             task,
-        }) {
+        };
+        match ctx.pool.submit(job, ctx.now) {
             Ok(()) => {
                 self.transition(State::AwaitingWorker { exchange }, ctx);
                 Step::Wait

@@ -232,7 +232,7 @@ impl Server {
                 ),
             }
         }
-        self.ctx.pool.report();
+        self.ctx.pool.report(self.ctx.now);
     }
 
     fn sweep(&mut self) {

@@ -8,12 +8,13 @@ use mio::Waker;
 use serde::de::IgnoredAny;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
+use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Slab key plus a per-accept serial, so a late completion for a closed and reused slot is dropped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,14 +130,26 @@ pub struct WorkerConfig {
     pub chunk_bytes: usize,
 }
 
-/// A fixed set of threads taking jobs from one bounded FIFO queue, so uploads and downloads queue fairly.
+/// A fixed set of threads taking jobs from one FIFO queue, so uploads and downloads queue fairly.
+///
+/// New work (opening a file, storing an upload) is admitted only while fewer than `capacity` jobs wait;
+/// beyond that the request gets 503. The next chunk of a download already under way is always admitted, so
+/// overload never truncates a response in progress; each connection has at most one such job.
 pub struct WorkerPool {
-    jobs: Option<SyncSender<Job>>,
+    jobs: Option<Sender<Job>>,
+    capacity: usize,
     threads: Vec<JoinHandle<()>>,
     stats: Arc<PoolStats>,
-    /// Whether we last reported the pool as saturated, so the warning is logged once per episode.
+    /// Whether we last saw every worker busy with jobs waiting.
     saturated: bool,
+    /// When a warning was last logged: overload must not flood the log.
+    last_warning: Option<Instant>,
+    /// Requests answered 503 since the last warning.
+    refused: u64,
 }
+
+/// Least time between two pool warnings. 1 s.
+const WARNING_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Counters shared with the workers, for status lines.
 #[derive(Debug, Default)]
@@ -146,15 +159,15 @@ struct PoolStats {
 }
 
 impl WorkerPool {
-    /// Starts `size` workers with a queue of `capacity` jobs. Completions arrive on the returned receiver,
-    /// and each one is followed by a wake of `waker`.
+    /// Starts `size` workers that admit new work while fewer than `capacity` jobs wait. Completions arrive on
+    /// the returned receiver, and each one is followed by a wake of `waker`.
     pub fn new(
         size: usize,
         capacity: usize,
         config: WorkerConfig,
         waker: Arc<Waker>,
     ) -> io::Result<(WorkerPool, Receiver<Completion>)> {
-        let (job_tx, job_rx) = mpsc::sync_channel::<Job>(capacity);
+        let (job_tx, job_rx) = mpsc::channel::<Job>();
         let (done_tx, done_rx) = mpsc::channel();
         let job_rx = Arc::new(Mutex::new(job_rx));
         let config = Arc::new(config);
@@ -174,57 +187,69 @@ impl WorkerPool {
                     .spawn(move || worker.run())?,
             );
         }
-        Ok((
-            WorkerPool {
-                jobs: Some(job_tx),
-                threads,
-                stats,
-                saturated: false,
-            },
-            done_rx,
-        ))
+        let pool = WorkerPool {
+            jobs: Some(job_tx),
+            capacity,
+            threads,
+            stats,
+            saturated: false,
+            last_warning: None,
+            refused: 0,
+        };
+        Ok((pool, done_rx))
     }
 
-    /// Queues a job without blocking. A full queue is `Unavailable` (503): the loop must never wait.
-    pub fn submit(&mut self, job: Job) -> Result<(), HttpError> {
+    /// Queues a job without blocking; the loop must never wait. New work beyond the capacity is refused
+    /// with `Unavailable` (503).
+    pub fn submit(&mut self, job: Job, now: Instant) -> Result<(), HttpError> {
+        let continues_a_response = matches!(job.task, Task::Read { .. });
+        if !continues_a_response && self.stats.queued.load(Ordering::SeqCst) >= self.capacity {
+            self.refused += 1;
+            if self.may_warn(now) {
+                warn!(
+                    "worker pool: queue full ({}); {} request(s) answered 503",
+                    self.status(),
+                    self.refused
+                );
+                self.refused = 0;
+            }
+            return Err(HttpError::Unavailable);
+        }
         let jobs = self.jobs.as_ref().ok_or(HttpError::Unavailable)?;
         self.stats.queued.fetch_add(1, Ordering::SeqCst);
-        let sent = jobs.try_send(job);
-        if sent.is_err() {
+        if jobs.send(job).is_err() {
             self.stats.queued.fetch_sub(1, Ordering::SeqCst);
+            error!("worker pool: all workers have exited");
+            return Err(HttpError::Unavailable);
         }
-        match sent {
-            Ok(()) => {
-                self.report();
-                Ok(())
-            }
-            Err(TrySendError::Full(_)) => {
-                warn!("worker pool: queue full ({}), answering 503", self.status());
-                Err(HttpError::Unavailable)
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                error!("worker pool: all workers have exited");
-                Err(HttpError::Unavailable)
-            }
-        }
+        self.report(now);
+        Ok(())
     }
 
     /// Logs the pool status, and a warning when it becomes saturated (every worker busy, jobs waiting).
-    pub fn report(&mut self) {
+    pub fn report(&mut self, now: Instant) {
         let queued = self.stats.queued.load(Ordering::SeqCst);
         let busy = self.stats.busy.load(Ordering::SeqCst);
         let saturated = queued > 0 && busy >= self.threads.len();
-        if saturated && !self.saturated {
+        if saturated && !self.saturated && self.may_warn(now) {
             warn!(
                 "worker pool saturated: {}; jobs are queueing",
                 self.status()
             );
-        } else if !saturated && self.saturated {
-            info!("worker pool no longer saturated: {}", self.status());
         } else {
             debug!("worker pool: {}", self.status());
         }
         self.saturated = saturated;
+    }
+
+    fn may_warn(&mut self, now: Instant) -> bool {
+        let due = self
+            .last_warning
+            .is_none_or(|last| now.duration_since(last) >= WARNING_INTERVAL);
+        if due {
+            self.last_warning = Some(now);
+        }
+        due
     }
 
     fn status(&self) -> String {
@@ -263,7 +288,12 @@ impl Worker {
             let Ok(job) = job else { return };
             self.stats.queued.fetch_sub(1, Ordering::SeqCst);
             self.stats.busy.fetch_add(1, Ordering::SeqCst);
-            let result = self.perform(job.task);
+            // A bug in one job must not leave its connection waiting forever or shrink the pool.
+            let result = panic::catch_unwind(AssertUnwindSafe(|| self.perform(job.task)))
+                .unwrap_or_else(|_| {
+                    error!("worker: a job panicked");
+                    Err(HttpError::Internal.into())
+                });
             self.stats.busy.fetch_sub(1, Ordering::SeqCst);
             if self
                 .done
@@ -310,12 +340,16 @@ impl Worker {
             );
             return Err(HttpError::Forbidden.into());
         }
+        // Stat before opening: opening a FIFO would block this worker until a writer appears.
+        if !fs::metadata(&full)?.is_file() {
+            return Err(HttpError::NotFound.into());
+        }
+        let kind = kind.ok_or(HttpError::UnsupportedMediaType)?;
         let file = File::open(&full)?;
         let meta = file.metadata()?;
         if !meta.is_file() {
             return Err(HttpError::NotFound.into());
         }
-        let kind = kind.ok_or(HttpError::UnsupportedMediaType)?;
         let len = meta.len();
         debug!("serving {} ({len} bytes)", full.display());
         let cursor = FileCursor {
@@ -458,6 +492,50 @@ mod tests {
         ));
         fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    #[test]
+    fn a_full_queue_refuses_new_work_but_admits_the_next_chunk_of_a_download() {
+        let dir = temp_dir();
+        fs::write(dir.join("f.txt"), b"0123456789").unwrap();
+        let poll = mio::Poll::new().unwrap();
+        let waker = Arc::new(Waker::new(poll.registry(), mio::Token(0)).unwrap());
+        let config = WorkerConfig {
+            root: dir.clone(),
+            upload_dir: dir.join("uploads"),
+            chunk_bytes: 4,
+        };
+        let (mut pool, done) = WorkerPool::new(1, 0, config, waker).unwrap();
+        let conn = ConnId { key: 0, serial: 1 };
+        let open = Task::Open {
+            path: "f.txt".into(),
+            kind: Some(FileKind::Download),
+            head_only: false,
+        };
+        let now = Instant::now();
+        assert_eq!(
+            pool.submit(Job { conn, task: open }, now),
+            Err(HttpError::Unavailable)
+        );
+        let file = FileCursor {
+            file: File::open(dir.join("f.txt")).unwrap(),
+            remaining: 10,
+        };
+        assert_eq!(
+            pool.submit(
+                Job {
+                    conn,
+                    task: Task::Read { file }
+                },
+                now
+            ),
+            Ok(())
+        );
+        let completion = done.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(
+            matches!(completion.result, Ok(Output::Chunk { ref bytes, .. }) if bytes == b"0123")
+        );
+        fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

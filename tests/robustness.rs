@@ -338,3 +338,19 @@ fn a_port_in_use_exits_with_code_1_and_names_the_port() {
         "the message does not name port {port}: {text}"
     );
 }
+
+#[test]
+fn a_fifo_in_the_root_does_not_block_the_workers() {
+    let server = TestServer::start(&[]);
+    let fifo = server.root.join("pipe.txt");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    if !made.is_ok_and(|status| status.success()) {
+        eprintln!("mkfifo unavailable: skipped");
+        return;
+    }
+    // More requests than the harness's 4 workers: if opening the FIFO blocked, the pool would be stuck.
+    for _ in 0..6 {
+        assert_eq!(server.get("/pipe.txt").status, 404);
+    }
+    assert_eq!(server.get("/sample.txt").status, 200);
+}
