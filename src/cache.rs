@@ -3,7 +3,7 @@
 //! `FRESH_FOR` after it was read, which bounds how stale a response can be.
 
 use crate::routes::FileKind;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -36,6 +36,10 @@ pub struct CachedFile {
 #[derive(Debug, Default)]
 pub struct FileCache {
     entries: HashMap<PathBuf, CachedFile>,
+    /// Paths in load order. Every entry lives equally long, so the oldest is always at the front and
+    /// expiry costs O(1) per entry (lwan's timeout queue). A replaced entry leaves a stale item behind,
+    /// recognised by its load time.
+    order: VecDeque<(Instant, PathBuf)>,
     total_bytes: usize,
 }
 
@@ -47,7 +51,7 @@ impl FileCache {
             .filter(|file| now.duration_since(file.loaded) < FRESH_FOR)
     }
 
-    /// Keeps a file a worker just read, if it is small enough and there is room once stale entries are dropped.
+    /// Keeps a file a worker just read, if it is small enough and there is room.
     pub fn insert(
         &mut self,
         path: PathBuf,
@@ -59,16 +63,15 @@ impl FileCache {
         if body.len() > MAX_FILE_BYTES {
             return;
         }
+        self.expire(now);
         if let Some(old) = self.entries.remove(&path) {
             self.total_bytes -= old.body.len();
-        }
-        if self.entries.len() >= MAX_ENTRIES || self.total_bytes + body.len() > MAX_TOTAL_BYTES {
-            self.evict_stale(now);
         }
         if self.entries.len() >= MAX_ENTRIES || self.total_bytes + body.len() > MAX_TOTAL_BYTES {
             return;
         }
         self.total_bytes += body.len();
+        self.order.push_back((now, path.clone()));
         self.entries.insert(
             path,
             CachedFile {
@@ -80,15 +83,25 @@ impl FileCache {
         );
     }
 
-    fn evict_stale(&mut self, now: Instant) {
-        let total = &mut self.total_bytes;
-        self.entries.retain(|_, file| {
-            let fresh = now.duration_since(file.loaded) < FRESH_FOR;
-            if !fresh {
-                *total -= file.body.len();
+    /// Drops the entries older than `FRESH_FOR`, oldest first.
+    pub fn expire(&mut self, now: Instant) {
+        while let Some((loaded, _)) = self.order.front() {
+            if now.duration_since(*loaded) < FRESH_FOR {
+                return;
             }
-            fresh
-        });
+            let Some((loaded, path)) = self.order.pop_front() else {
+                return;
+            };
+            if self
+                .entries
+                .get(&path)
+                .is_some_and(|file| file.loaded == loaded)
+            {
+                if let Some(file) = self.entries.remove(&path) {
+                    self.total_bytes -= file.body.len();
+                }
+            }
+        }
     }
 }
 
@@ -130,15 +143,9 @@ mod tests {
     fn a_full_cache_makes_room_only_by_dropping_stale_entries() {
         let mut cache = FileCache::default();
         let t0 = Instant::now();
-        let per_file = MAX_TOTAL_BYTES / 4;
-        for name in ["a", "b", "c", "d"] {
-            insert(&mut cache, name, per_file.min(MAX_FILE_BYTES), t0);
-        }
         for i in 0..MAX_ENTRIES {
             insert(&mut cache, &format!("f{i}"), 1, t0);
         }
-        assert!(cache.entries.len() <= MAX_ENTRIES);
-        assert!(cache.get(Path::new("late"), t0).is_none());
         insert(&mut cache, "late", 1, t0);
         assert!(
             cache.get(Path::new("late"), t0).is_none(),
@@ -147,7 +154,35 @@ mod tests {
         let later = t0 + FRESH_FOR;
         insert(&mut cache, "late", 1, later);
         assert!(cache.get(Path::new("late"), later).is_some());
-        assert_eq!(cache.total_bytes, 1);
+        assert_eq!((cache.entries.len(), cache.total_bytes), (1, 1));
+    }
+
+    #[test]
+    fn expiry_frees_memory_without_an_insert() {
+        let mut cache = FileCache::default();
+        let t0 = Instant::now();
+        insert(&mut cache, "a", 100, t0);
+        insert(&mut cache, "b", 100, t0 + FRESH_FOR / 2);
+        cache.expire(t0 + FRESH_FOR);
+        assert_eq!((cache.entries.len(), cache.total_bytes), (1, 100));
+        assert!(cache.get(Path::new("b"), t0 + FRESH_FOR).is_some());
+    }
+
+    #[test]
+    fn a_replaced_entry_is_not_expired_by_its_predecessors_queue_item() {
+        let mut cache = FileCache::default();
+        let t0 = Instant::now();
+        insert(&mut cache, "a", 10, t0);
+        let t1 = t0 + FRESH_FOR / 2;
+        insert(&mut cache, "a", 20, t1);
+        cache.expire(t0 + FRESH_FOR);
+        assert_eq!(
+            cache
+                .get(Path::new("a"), t0 + FRESH_FOR)
+                .map(|f| f.body.len()),
+            Some(20)
+        );
+        assert_eq!(cache.total_bytes, 20);
     }
 
     #[test]

@@ -177,11 +177,17 @@ impl Connection {
 
     /// A worker finished this connection's job.
     pub fn on_completion(&mut self, ctx: &mut Context, result: Result<Output, JobError>) {
-        debug_assert!(matches!(self.state, State::AwaitingWorker { .. }));
+        let State::AwaitingWorker { .. } = self.state else {
+            debug!(
+                "{}: dropping a completion it no longer waits for",
+                self.peer
+            );
+            return;
+        };
         let State::AwaitingWorker { mut exchange } =
             std::mem::replace(&mut self.state, State::Closed)
         else {
-            return;
+            unreachable!("checked above")
         };
         let step = match result {
             Ok(Output::Opened {

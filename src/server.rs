@@ -11,8 +11,8 @@ use log::{debug, error, info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
-use std::io::{self, Write};
-use std::net::SocketAddr;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -67,7 +67,9 @@ pub struct Server {
     ctx: Context,
     /// Serial for the next accepted connection, so stale completions can be told apart.
     next_serial: u64,
-    /// Accepting stopped because we ran out of file descriptors; resumed when a connection closes.
+    /// Keys of connections closed during this pass, removed at its end.
+    closed: Vec<usize>,
+    /// Accepting stopped after an error such as running out of descriptors; retried at the next sweep.
     accept_paused: bool,
     next_sweep: Instant,
 }
@@ -121,6 +123,7 @@ impl Server {
             completions,
             ctx,
             next_serial: 0,
+            closed: Vec::new(),
             accept_paused: false,
             next_sweep: now + TICK,
         })
@@ -153,6 +156,9 @@ impl Server {
                 self.sweep();
                 self.next_sweep = self.ctx.now + TICK;
             }
+            // Only now, after the whole batch: a slot freed mid-batch and reused by an accept would receive the
+            // old socket's remaining events.
+            self.reap();
         }
     }
 
@@ -163,15 +169,19 @@ impl Server {
             let (socket, peer) = match self.listener.accept() {
                 Ok(accepted) => accepted,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if is_fd_exhaustion(&e) => {
-                    error!("accept: {e}; pausing new connections until one closes");
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                    ) =>
+                {
+                    continue
+                }
+                // Out of descriptors or memory: retrying at once would spin, so wait for the next sweep.
+                Err(e) => {
+                    error!("accept: {e}; pausing new connections for a moment");
                     self.accept_paused = true;
                     return;
-                }
-                Err(e) => {
-                    debug!("accept: {e}");
-                    continue;
                 }
             };
             if self.conns.len() >= self.ctx.limits.max_connections {
@@ -189,11 +199,12 @@ impl Server {
     fn register(&mut self, mut socket: TcpStream, peer: SocketAddr) {
         let entry = self.conns.vacant_entry();
         let key = entry.key();
-        if let Err(e) = self.poll.registry().register(
-            &mut socket,
-            Token(key),
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut socket, Token(key), interest)
+        {
             error!("{peer}: cannot register socket: {e}");
             return;
         }
@@ -209,10 +220,12 @@ impl Server {
     }
 
     fn drive(&mut self, key: usize, failed: bool) {
-        // An unknown key is an event for a connection already closed in this pass: ignore it.
+        // An unknown key is a stale or spurious event: ignore it.
         if let Some(conn) = self.conns.get_mut(key) {
             conn.on_ready(&mut self.ctx, failed);
-            self.remove_if_closed(key);
+            if conn.is_closed() {
+                self.closed.push(key);
+            }
         }
     }
 
@@ -220,9 +233,11 @@ impl Server {
     fn deliver_completions(&mut self) {
         while let Ok(done) = self.completions.try_recv() {
             match self.conns.get_mut(done.conn.key) {
-                Some(conn) if conn.id == done.conn => {
+                Some(conn) if conn.id == done.conn && !conn.is_closed() => {
                     conn.on_completion(&mut self.ctx, done.result);
-                    self.remove_if_closed(done.conn.key);
+                    if conn.is_closed() {
+                        self.closed.push(done.conn.key);
+                    }
                 }
                 // Its client left meanwhile (the slot may even hold a newer connection); dropping the result
                 // closes any file it carries.
@@ -236,49 +251,45 @@ impl Server {
     }
 
     fn sweep(&mut self) {
-        let expired: Vec<usize> = self
-            .conns
-            .iter_mut()
-            .filter_map(|(key, conn)| {
-                conn.on_tick(&mut self.ctx);
-                conn.is_closed().then_some(key)
-            })
-            .collect();
-        for key in expired {
-            self.remove_if_closed(key);
+        for (key, conn) in self.conns.iter_mut() {
+            conn.on_tick(&mut self.ctx);
+            if conn.is_closed() {
+                self.closed.push(key);
+            }
         }
-    }
-
-    fn remove_if_closed(&mut self, key: usize) {
-        if !self.conns.get(key).is_some_and(Connection::is_closed) {
-            return;
-        }
-        let mut conn = self.conns.remove(key);
-        let _ = self.poll.registry().deregister(conn.socket());
-        drop(conn);
+        self.ctx.cache.expire(self.ctx.now);
         if self.accept_paused {
-            info!("resuming accepts");
             self.accept_paused = false;
             self.accept_all();
         }
     }
+
+    /// Drops the connections that closed during this pass.
+    fn reap(&mut self) {
+        for key in self.closed.drain(..) {
+            if self.conns.get(key).is_some_and(Connection::is_closed) {
+                let mut conn = self.conns.remove(key);
+                let _ = self.poll.registry().deregister(conn.socket());
+            }
+        }
+    }
 }
 
-/// Best effort 503 to a client over the connection limit; the socket is new, so the write won't block.
+/// Best-effort 503 to a client over the connection limit. What it already sent is read first, so that
+/// closing does not reset the connection and destroy the reply.
 fn refuse(mut socket: TcpStream, date: &str) {
     let mut reply = Vec::new();
-    http::write_error(
-        &mut reply,
+    let (err, close) = (
         crate::error::HttpError::Unavailable,
-        None,
-        date,
         http::Persistence::Close,
-        false,
     );
+    http::write_error(&mut reply, err, None, date, close, false);
+    let mut scratch = [0u8; 4096];
+    for _ in 0..4 {
+        if !matches!(socket.read(&mut scratch), Ok(n) if n > 0) {
+            break;
+        }
+    }
     let _ = socket.write(&reply);
-}
-
-fn is_fd_exhaustion(e: &io::Error) -> bool {
-    // EMFILE (per process) and ENFILE (system-wide) on Linux.
-    matches!(e.raw_os_error(), Some(23 | 24))
+    let _ = socket.shutdown(Shutdown::Write);
 }

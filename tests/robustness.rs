@@ -354,3 +354,43 @@ fn a_fifo_in_the_root_does_not_block_the_workers() {
     }
     assert_eq!(server.get("/sample.txt").status, 200);
 }
+
+#[test]
+fn clients_over_the_connection_limit_get_503_and_the_rest_are_served() {
+    let server = TestServer::start(&["--max-connections", "2"]);
+    let request = format!(
+        "GET /sample.txt HTTP/1.1\r\nHost: {}\r\n\r\n",
+        server.host()
+    );
+    let mut held: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut stream = server.connect();
+            stream.write_all(request.as_bytes()).unwrap();
+            assert_eq!(read_response(&mut stream).expect("a response").status, 200);
+            stream
+        })
+        .collect();
+    let mut third = server.connect();
+    third.write_all(request.as_bytes()).unwrap();
+    let refused = read_response(&mut third).expect("a 503");
+    assert_eq!(refused.status, 503, "{}", refused.head);
+    assert_eq!(refused.header("Connection"), Some("close"));
+    assert!(common::read_to_eof(&mut third).is_empty());
+    // The held connections still work, and a freed slot is given to the next client.
+    held[0].write_all(request.as_bytes()).unwrap();
+    assert_eq!(read_response(&mut held[0]).expect("a response").status, 200);
+    drop(held.pop());
+    let mut next = None;
+    for _ in 0..50 {
+        let mut stream = server.connect();
+        stream.write_all(request.as_bytes()).unwrap();
+        let response = read_response(&mut stream).expect("a response");
+        if response.status == 200 {
+            next = Some(response);
+            break;
+        }
+        // The server may not have seen the dropped client's close yet.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(next.is_some(), "no client was served after a slot freed");
+}
