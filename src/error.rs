@@ -92,11 +92,18 @@ impl HttpError {
     }
 }
 
+/// ELOOP on Linux: a symlink cycle, which `io::ErrorKind` has no stable name for yet.
+const ELOOP: i32 = 40;
+
 impl From<io::Error> for HttpError {
+    /// Errors a client can cause with the name it asks for (too long, a symlink loop) are its 404, not our 500.
     fn from(err: io::Error) -> Self {
         match err.kind() {
-            io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => HttpError::NotFound,
+            io::ErrorKind::NotFound
+            | io::ErrorKind::NotADirectory
+            | io::ErrorKind::InvalidFilename => HttpError::NotFound,
             io::ErrorKind::PermissionDenied => HttpError::Forbidden,
+            _ if err.raw_os_error() == Some(ELOOP) => HttpError::NotFound,
             _ => HttpError::Internal,
         }
     }
@@ -120,6 +127,7 @@ mod tests {
     fn io_errors_map_to_statuses() {
         let cases = [
             (io::ErrorKind::NotFound, 404),
+            (io::ErrorKind::InvalidFilename, 404),
             (io::ErrorKind::PermissionDenied, 403),
             (io::ErrorKind::Other, 500),
             (io::ErrorKind::StorageFull, 500),
@@ -131,6 +139,10 @@ mod tests {
                 "{kind:?}"
             );
         }
+        assert_eq!(
+            HttpError::from(io::Error::from_raw_os_error(ELOOP)),
+            HttpError::NotFound
+        );
     }
 
     #[test]

@@ -394,3 +394,15 @@ fn clients_over_the_connection_limit_get_503_and_the_rest_are_served() {
     }
     assert!(next.is_some(), "no client was served after a slot freed");
 }
+
+#[test]
+fn names_the_filesystem_refuses_are_404_not_server_errors() {
+    let server = TestServer::start(&[]);
+    std::os::unix::fs::symlink("loop_b.html", server.root.join("loop_a.html")).unwrap();
+    std::os::unix::fs::symlink("loop_a.html", server.root.join("loop_b.html")).unwrap();
+    let too_long = format!("/{}.html", "a".repeat(300));
+    for path in [too_long.as_str(), "/loop_a.html"] {
+        assert_eq!(server.get(path).status, 404, "{path}");
+    }
+    assert!(!server.log().contains("ERROR"), "{}", server.log());
+}
