@@ -335,6 +335,16 @@ impl Connection {
     fn read_head(&mut self, ctx: &mut Context) -> Step {
         debug_assert!(matches!(self.state, State::Idle | State::ReadingHead));
         loop {
+            if matches!(self.state, State::Idle) {
+                // Empty lines before a request line are to be ignored (RFC 9112 §2.2).
+                let blank = self
+                    .read_buf
+                    .iter()
+                    .take_while(|&&b| b == b'\r' || b == b'\n')
+                    .count();
+                self.read_buf.drain(..blank);
+                self.scanned = 0;
+            }
             let unscanned = &self.read_buf[self.scanned..];
             if unscanned.contains(&b'\n') || self.read_buf.len() > ctx.limits.max_head_bytes {
                 match http::parse_head(&self.read_buf, &ctx.limits) {

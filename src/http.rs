@@ -207,8 +207,11 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(RequestHead, us
     if hosts > 1 {
         return Err(HttpError::BadRequest);
     }
-    if let Some(authority) = absolute_form_authority(&head.target) {
-        let (authority, path) = authority;
+    if let Some((authority, path)) = absolute_form_authority(&head.target) {
+        // The target's authority wins, but HTTP/1.1 still requires the Host field (RFC 9112 §3.2).
+        if minor_version >= 1 && hosts == 0 {
+            return Err(HttpError::BadRequest);
+        }
         head.host = Some(authority);
         head.target = path;
     }
@@ -470,6 +473,8 @@ mod tests {
         let h = head(b"GET http://localhost:8080/a.html?x=1 HTTP/1.1\r\nHost: other\r\n\r\n");
         assert_eq!(h.host.as_deref(), Some("localhost:8080"));
         assert_eq!(h.target, "/a.html?x=1");
+        let no_host = b"GET http://localhost/ HTTP/1.1\r\n\r\n";
+        assert_eq!(parse(no_host), Err(HttpError::BadRequest));
         let h = head(b"GET HTTP://example HTTP/1.1\r\nHost: other\r\n\r\n");
         assert_eq!(
             (h.host.as_deref(), h.target.as_str()),

@@ -47,6 +47,15 @@ const INDEX: &str = "index.html";
 
 /// Decides what a request asks for, given the upload body limit.
 pub fn route(head: &RequestHead, max_body_bytes: usize) -> Result<Action, HttpError> {
+    if head.target == "*" {
+        // The asterisk form is only for OPTIONS (RFC 9112 §3.2.4), which we don't serve.
+        let options = matches!(&head.method, Method::Unsupported(m) if m == "OPTIONS");
+        return Err(if options {
+            HttpError::MethodNotAllowed(Allow::GetHead)
+        } else {
+            HttpError::BadRequest
+        });
+    }
     let path = safe_path(&head.target)?;
     let is_upload = path_only(&head.target) == UPLOAD_PATH;
     match (&head.method, is_upload) {
@@ -205,7 +214,7 @@ impl HostPolicy {
         {
             Ok(ip) => {
                 ip == self.bound
-                    || (self.bound.is_unspecified() && ip == local)
+                    || (self.bound.is_unspecified() && ip == local.to_canonical())
                     || self.names.iter().any(|n| n.parse() == Ok(ip))
             }
             Err(_) => self.names.contains(&name),
@@ -231,7 +240,9 @@ fn split_authority(host: &str) -> Result<(&str, Option<u16>), HttpError> {
     if name.is_empty() || (name.contains(':') && !name.starts_with('[')) {
         return Err(HttpError::BadRequest);
     }
+    // `port = *DIGIT` (RFC 3986 §3.2.3): an empty port is the same as none.
     let port = port
+        .filter(|p| !p.is_empty())
         .map(|p| p.parse::<u16>().map_err(|_| HttpError::BadRequest))
         .transpose()?;
     Ok((name, port))
@@ -313,6 +324,7 @@ mod tests {
             (Some("127.0.0.1:8080"), 1, Ok(())),
             (Some("127.0.0.1"), 1, Ok(())),
             (Some("localhost:8080"), 1, Ok(())),
+            (Some("127.0.0.1:"), 1, Ok(())),
             (Some("LocalHost."), 1, Ok(())),
             (Some("example.test:8080"), 1, Ok(())),
             (None, 0, Ok(())),
@@ -340,6 +352,9 @@ mod tests {
             p.check(Some("10.1.2.4"), 1, local),
             Err(HttpError::Forbidden)
         );
+        let mapped: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
+        let dual = policy("::", "[::]:80", &[]);
+        assert_eq!(dual.check(Some("10.1.2.3"), 1, mapped), Ok(()));
         let v6 = policy("::1", "[::1]:80", &[]);
         assert_eq!(v6.check(Some("[::1]:80"), 1, local), Ok(()));
     }

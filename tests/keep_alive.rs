@@ -292,3 +292,24 @@ fn max_requests_applies_to_pipelined_requests_too() {
     assert_eq!(second.body, bundled("about.html"));
     assert_closes(&second, &mut stream);
 }
+
+#[test]
+fn empty_lines_between_requests_are_ignored() {
+    let server = TestServer::start(&["--idle-timeout", "1"]);
+    let mut stream = server.connect();
+    let request = get(&server, "/sample.txt");
+    let raw = format!("{request}\r\n\r\n{request}\r\n");
+    stream.write_all(raw.as_bytes()).unwrap();
+    for max in [99, 98] {
+        let response = next_response(&mut stream);
+        let expected = format!("timeout=1, max={max}");
+        assert_eq!(
+            response.header("Keep-Alive"),
+            Some(expected.as_str()),
+            "{}",
+            response.head
+        );
+    }
+    // The trailing CRLF is not the start of a request: the idle close stays silent, no 408.
+    assert_eq!(read_to_eof(&mut stream), b"");
+}
