@@ -21,13 +21,6 @@ pub struct Config {
     pub limits: Limits,
 }
 
-impl Config {
-    /// The folder uploads are written to.
-    pub fn upload_dir(&self) -> PathBuf {
-        self.root.join(UPLOAD_DIR)
-    }
-}
-
 /// Name of the uploads folder inside the root, and the URL path prefix of stored uploads.
 pub const UPLOAD_DIR: &str = "uploads";
 

@@ -2,6 +2,7 @@
 //! hands blocking work to the worker pool, and never touches the poll registry or the slab.
 
 use crate::body::BodyDecoder;
+use crate::config::Limits;
 use crate::error::HttpError;
 use crate::http::{self, Method, Persistence, RequestHead, Status};
 use crate::routes::{self, Action, FileKind};
@@ -77,13 +78,18 @@ struct Exchange {
     head_only: bool,
     /// Decided once per request; errors that break framing downgrade it to `Close`.
     persistence: Persistence,
-    /// The final status, once known.
+    /// The status of the final response head once it is queued; 0 before.
     status: u16,
     /// Response bytes written so far.
     sent: u64,
 }
 
 impl Exchange {
+    /// Whether the final response head has been queued: after that, an error can only close the connection.
+    fn head_sent(&self) -> bool {
+        self.status != 0
+    }
+
     /// An exchange for a head that could not be parsed: it always ends the connection.
     fn unparsed() -> Exchange {
         Exchange {
@@ -242,7 +248,7 @@ impl Connection {
                 self.start_writing(ctx, exchange, None)
             }
             // The head is already out: the promised length can't be met, so the only honest signal is to close.
-            Err(_) if exchange.status != 0 => {
+            Err(_) if exchange.head_sent() => {
                 info!(
                     "{}: \"{}\" aborted mid-response",
                     self.peer, exchange.request_line
@@ -385,37 +391,36 @@ impl Connection {
     /// A complete head arrived: check it, route it, and start the response or the body.
     fn start_exchange(&mut self, ctx: &mut Context, head: RequestHead) -> Step {
         self.served += 1;
-        let persistence = if head.wants_keep_alive() && self.served < ctx.limits.max_requests {
-            Persistence::KeepAlive {
-                timeout_secs: ctx.limits.idle_timeout.as_secs(),
-                remaining: ctx.limits.max_requests - self.served,
-            }
-        } else {
-            Persistence::Close
-        };
+        let request_line = format!(
+            "{} {} HTTP/1.{}",
+            head.method.as_str(),
+            head.target,
+            head.minor_version
+        );
         let mut exchange = Exchange {
-            request_line: format!(
-                "{} {} HTTP/1.{}",
-                head.method.as_str(),
-                head.target,
-                head.minor_version
-            ),
+            request_line,
             head_only: head.method == Method::Head,
-            persistence,
+            persistence: self.persistence(&head, &ctx.limits),
             status: 0,
             sent: 0,
         };
         debug!("{}: request \"{}\"", self.peer, exchange.request_line);
+        let (peer, line) = (self.peer, &exchange.request_line);
         let action = match ctx
             .hosts
             .check(head.host.as_deref(), head.minor_version, self.local_ip)
         {
-            Ok(()) => routes::route(&head, ctx.limits.max_body_bytes),
-            Err(err) => {
+            Ok(()) => routes::route(&head, ctx.limits.max_body_bytes).inspect_err(|&err| {
+                let reason = routes::refusal_reason(err);
                 info!(
-                    "{}: rejected Host {:?}: {}",
-                    self.peer,
-                    head.host,
+                    "{peer}: \"{line}\" refused ({}): {reason}",
+                    err.status().code
+                );
+            }),
+            Err(err) => {
+                let host = &head.host;
+                info!(
+                    "{peer}: \"{line}\" refused ({}): Host {host:?} does not name this server",
                     err.status().code
                 );
                 Err(err)
@@ -427,17 +432,15 @@ impl Connection {
             exchange.persistence = Persistence::Close;
         }
         match action {
-            Err(err) => {
-                if err == HttpError::Forbidden {
-                    info!(
-                        "{}: rejected path {:?}: escapes the root",
-                        self.peer, head.target
+            Err(err) => self.respond_error(ctx, exchange, err, None),
+            Ok(Action::File { path, kind }) => match ctx.cache.get(&path, ctx.now) {
+                Some(file) => {
+                    debug!(
+                        "{}: serving {} from memory ({} bytes)",
+                        self.peer,
+                        path.display(),
+                        file.body.len()
                     );
-                }
-                self.respond_error(ctx, exchange, err, None)
-            }
-            Ok(Action::File { path, kind }) => {
-                if let Some(file) = ctx.cache.get(&path, ctx.now) {
                     exchange.status = Status::OK.code;
                     let (persistence, len) = (exchange.persistence, file.body.len() as u64);
                     write_file_head(
@@ -451,15 +454,17 @@ impl Connection {
                     if !exchange.head_only {
                         self.write_buf.extend_from_slice(&file.body);
                     }
-                    return self.start_writing(ctx, exchange, None);
+                    self.start_writing(ctx, exchange, None)
                 }
-                let task = Task::Open {
-                    path,
-                    kind,
-                    head_only: exchange.head_only,
-                };
-                self.submit(ctx, exchange, task)
-            }
+                None => {
+                    let task = Task::Open {
+                        path,
+                        kind,
+                        head_only: exchange.head_only,
+                    };
+                    self.submit(ctx, exchange, task)
+                }
+            },
             Ok(Action::Upload) => {
                 let decoder = BodyDecoder::new(head.framing);
                 if head.expect_continue {
@@ -483,6 +488,19 @@ impl Connection {
                 }
                 Step::Continue
             }
+        }
+    }
+
+    /// Keep-alive is decided here, once per request (RFC 9112 §9.3); errors that break framing may still
+    /// downgrade it to `Close`.
+    fn persistence(&self, head: &RequestHead, limits: &Limits) -> Persistence {
+        if head.wants_keep_alive() && self.served < limits.max_requests {
+            Persistence::KeepAlive {
+                timeout_secs: limits.idle_timeout.as_secs(),
+                remaining: limits.max_requests - self.served,
+            }
+        } else {
+            Persistence::Close
         }
     }
 
@@ -544,7 +562,7 @@ impl Connection {
                 self.transition(State::AwaitingWorker { exchange }, ctx);
                 Step::Wait
             }
-            Err(err) if exchange.status != 0 => {
+            Err(err) if exchange.head_sent() => {
                 info!(
                     "{}: \"{}\" aborted mid-response: {}",
                     self.peer,

@@ -11,4 +11,4 @@ mod server;
 mod worker;
 
 pub use config::{Config, Limits};
-pub use server::Server;
+pub use server::{Server, StartError};

@@ -1,5 +1,5 @@
 use clap::Parser;
-use http_server::{Config, Limits, Server};
+use http_server::{Config, Limits, Server, StartError};
 use log::{error, info, LevelFilter};
 use simple_logger::SimpleLogger;
 use std::net::ToSocketAddrs;
@@ -97,14 +97,21 @@ fn main() -> ExitCode {
     );
     let server = match Server::bind(config) {
         Ok(server) => server,
-        Err(e) => {
+        Err(StartError::Listen(e)) => {
             error!("cannot listen on {addr}: {e}");
             eprintln!("error: cannot listen on {addr} (port {}): {e}", addr.port());
             return ExitCode::FAILURE;
         }
+        Err(e) => {
+            error!("{e}");
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
     };
     match server.local_addr() {
-        Ok(bound) => info!("listening on {bound}"),
+        // Tests and scripts read this line, so it is printed even when info logging is off.
+        Ok(bound) if log::log_enabled!(log::Level::Info) => info!("listening on {bound}"),
+        Ok(bound) => println!("listening on {bound}"),
         Err(e) => error!("cannot read the bound address: {e}"),
     }
     match server.run() {

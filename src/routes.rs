@@ -74,6 +74,21 @@ pub fn route(head: &RequestHead, max_body_bytes: usize) -> Result<Action, HttpEr
     }
 }
 
+/// Why `route` refused a request, for the log line.
+pub fn refusal_reason(err: HttpError) -> &'static str {
+    match err {
+        HttpError::Forbidden => "the path leaves the document root",
+        HttpError::BadRequest => "malformed request target",
+        HttpError::NotFound => "hidden names are not served",
+        HttpError::MethodNotAllowed(_) => "method not allowed on this resource",
+        HttpError::NotImplemented => "unknown method",
+        HttpError::UnsupportedMediaType => "upload is not application/json",
+        HttpError::LengthRequired => "upload without Content-Length or chunked framing",
+        HttpError::PayloadTooLarge => "upload larger than --max-body",
+        other => other.status().reason,
+    }
+}
+
 /// An upload must be JSON with a framed body no larger than the limit; checked before any body byte is read.
 fn check_upload(head: &RequestHead, max_body_bytes: usize) -> Result<(), HttpError> {
     let media_type = head

@@ -58,6 +58,24 @@ impl Context {
     }
 }
 
+/// Why the server could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// The address could not be bound (in use, not ours, no permission for the port).
+    Listen(io::Error),
+    /// Anything after binding: the poller, the document root, the worker threads.
+    Setup(io::Error),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Listen(e) => write!(f, "cannot listen: {e}"),
+            StartError::Setup(e) => write!(f, "cannot start: {e}"),
+        }
+    }
+}
+
 /// The server: bind with [`Server::bind`], then [`Server::run`] forever.
 pub struct Server {
     poll: Poll,
@@ -76,9 +94,13 @@ pub struct Server {
 
 impl Server {
     /// Binds the listener, prepares the uploads folder and starts the workers.
-    pub fn bind(config: Config) -> io::Result<Server> {
+    pub fn bind(config: Config) -> Result<Server, StartError> {
+        let listener = TcpListener::bind(config.addr).map_err(StartError::Listen)?;
+        Server::start(config, listener).map_err(StartError::Setup)
+    }
+
+    fn start(config: Config, mut listener: TcpListener) -> io::Result<Server> {
         let poll = Poll::new()?;
-        let mut listener = TcpListener::bind(config.addr)?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);

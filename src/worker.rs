@@ -462,7 +462,13 @@ fn store(dir: &Path, name: &str, body: &[u8]) -> io::Result<()> {
         let _ = fs::remove_file(&temp);
     }
     written?;
-    File::open(dir)?.sync_all()
+    // Until the folder is synced the rename may not survive a crash; if that fails, answer 500 and take the
+    // file back, so a retrying client doesn't end up with two copies.
+    let synced = File::open(dir).and_then(|folder| folder.sync_all());
+    if synced.is_err() {
+        let _ = fs::remove_file(dir.join(name));
+    }
+    synced
 }
 
 /// Creates the uploads folder and removes temporary files a crash left behind. Runs once, before serving.

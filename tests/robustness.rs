@@ -136,9 +136,7 @@ fn completions_for_clients_that_disconnected_never_reach_new_clients() {
     assert!(!server.log().contains("panicked"), "{}", server.log());
     // At least one completion found its connection gone (the reset clients) and was dropped, not misdelivered.
     assert!(
-        server
-            .log()
-            .contains("dropping a completion for closed connection"),
+        server.log_contains("dropping a completion for closed connection"),
         "no late completion was exercised; log:\n{}",
         server.log()
     );
@@ -405,4 +403,39 @@ fn names_the_filesystem_refuses_are_404_not_server_errors() {
         assert_eq!(server.get(path).status, 404, "{path}");
     }
     assert!(!server.log().contains("ERROR"), "{}", server.log());
+}
+
+#[test]
+fn the_listening_line_is_printed_even_when_info_logging_is_off() {
+    // TestServer::start waits for the line and panics without it.
+    let server = TestServer::start(&["--log-level", "warn"]);
+    assert_eq!(server.get("/sample.txt").status, 200);
+    assert!(!server.log().contains("INFO"), "{}", server.log());
+}
+
+#[test]
+fn refusals_are_logged_with_their_reason() {
+    let server = TestServer::start(&[]);
+    let host = server.host();
+    let requests = [
+        format!("GET /../x HTTP/1.1\r\nHost: {host}\r\n\r\n"),
+        format!("POST /upload HTTP/1.1\r\nHost: {host}\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\n{{}}"),
+        "GET / HTTP/1.1\r\nHost: evil.example\r\n\r\n".to_owned(),
+    ];
+    for request in &requests {
+        let mut stream = server.connect();
+        stream.write_all(request.as_bytes()).unwrap();
+        read_response(&mut stream).expect("a response");
+    }
+    for reason in [
+        "leaves the document root",
+        "not application/json",
+        "does not name this server",
+    ] {
+        assert!(
+            server.log_contains(reason),
+            "no {reason:?} in:\n{}",
+            server.log()
+        );
+    }
 }

@@ -32,7 +32,8 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Starts the server on port 0 with a fresh copy of the bundled resources and `extra` arguments.
+    /// Starts the server on port 0 with a fresh copy of the bundled resources and `extra` arguments
+    /// (`--log-level debug` unless they set a level).
     pub fn start(extra: &[&str]) -> TestServer {
         let root = temp_root();
         for name in BUNDLED {
@@ -50,9 +51,10 @@ impl TestServer {
     /// Starts the server on port 0 over an existing root (taken over: it is removed on drop).
     pub fn start_in(root: PathBuf, extra: &[&str]) -> TestServer {
         let mut child = Command::new(env!("CARGO_BIN_EXE_http-server"))
-            .args(["0", "127.0.0.1", "4", "--log-level", "debug", "--root"])
+            .args(["0", "127.0.0.1", "4", "--root"])
             .arg(&root)
             .args(extra)
+            .args(extra_log_level(extra))
             .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -132,6 +134,19 @@ impl TestServer {
         kib.parse().expect("KiB")
     }
 
+    /// Waits until the log contains `needle` (the log is read by another thread, so a line the server
+    /// wrote before answering may not be here yet); false after IO_TIMEOUT.
+    pub fn log_contains(&self, needle: &str) -> bool {
+        let deadline = std::time::Instant::now() + IO_TIMEOUT;
+        while std::time::Instant::now() < deadline {
+            if self.log.lock().unwrap().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
     /// Whether the child process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -154,6 +169,15 @@ impl Drop for TestServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// Debug logging unless the test chose a level.
+fn extra_log_level(extra: &[&str]) -> &'static [&'static str] {
+    if extra.contains(&"--log-level") {
+        &[]
+    } else {
+        &["--log-level", "debug"]
     }
 }
 
