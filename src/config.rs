@@ -34,6 +34,9 @@ pub struct Limits {
     pub max_target_bytes: usize,
     /// Largest accepted upload body. Default 10 MiB; beyond it 413.
     pub max_body_bytes: usize,
+    /// Upload bytes held in memory across all connections at once; an upload that would pass it gets 503.
+    /// Default 256 MiB: 25 uploads of the largest size at once.
+    pub max_buffered_body_bytes: usize,
     /// How long a connection may sit between requests, or take to send one. Default 5 s.
     pub idle_timeout: Duration,
     /// How long a response write may make no progress before the client is dropped. Default 30 s.
@@ -54,6 +57,7 @@ impl Default for Limits {
             max_head_bytes: 16 * 1024,
             max_target_bytes: 8 * 1024,
             max_body_bytes: 10 * 1024 * 1024,
+            max_buffered_body_bytes: 256 * 1024 * 1024,
             idle_timeout: Duration::from_secs(5),
             write_timeout: Duration::from_secs(30),
             max_requests: 100,

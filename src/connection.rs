@@ -2,6 +2,7 @@
 //! hands blocking work to the worker pool, and never touches the poll registry or the slab.
 
 use crate::body::BodyDecoder;
+use crate::budget::UploadBody;
 use crate::config::Limits;
 use crate::error::HttpError;
 use crate::http::{self, Method, Persistence, RequestHead, Status};
@@ -33,7 +34,7 @@ enum State {
     ReadingBody {
         exchange: Exchange,
         decoder: BodyDecoder,
-        body: Vec<u8>,
+        body: UploadBody,
     },
     /// A job is with the worker pool: no reads and no deadline until its completion arrives.
     AwaitingWorker { exchange: Exchange },
@@ -481,7 +482,7 @@ impl Connection {
                         State::ReadingBody {
                             exchange,
                             decoder,
-                            body: Vec::new(),
+                            body: UploadBody::new(&ctx.uploads),
                         },
                         ctx,
                     );
@@ -510,7 +511,16 @@ impl Connection {
             unreachable!("read_body outside ReadingBody");
         };
         loop {
-            match decoder.decode(&self.read_buf, body, ctx.limits.max_body_bytes) {
+            let decoded =
+                decoder.decode(&self.read_buf, &mut body.bytes, ctx.limits.max_body_bytes);
+            let within_budget = body.account();
+            match decoded.and_then(|used| {
+                if within_budget {
+                    Ok(used)
+                } else {
+                    Err(HttpError::Unavailable)
+                }
+            }) {
                 Ok(used) => {
                     self.read_buf.drain(..used);
                 }
@@ -645,7 +655,7 @@ impl Connection {
                     State::ReadingBody {
                         exchange,
                         decoder,
-                        body: Vec::new(),
+                        body: UploadBody::new(&ctx.uploads),
                     },
                     ctx,
                 );

@@ -1,6 +1,7 @@
 //! The event loop: one `mio::Poll` owning the listener, every client socket (in a slab keyed by token) and
 //! the waker the worker pool uses to hand back completions.
 
+use crate::budget::BodyBudget;
 use crate::cache::FileCache;
 use crate::config::{Config, Limits};
 use crate::connection::Connection;
@@ -37,6 +38,8 @@ pub struct Context {
     pub pool: WorkerPool,
     /// Small files recently read, served without a worker round trip.
     pub cache: FileCache,
+    /// Memory held by upload bodies, across connections and workers.
+    pub uploads: Arc<BodyBudget>,
     /// The time, cached once per loop pass.
     pub now: Instant,
     /// The `Date` header value, refreshed when the second changes.
@@ -128,11 +131,13 @@ impl Server {
         )?;
         let hosts = HostPolicy::new(&config, listener.local_addr()?);
         let now = Instant::now();
+        let max_buffered_body_bytes = config.limits.max_buffered_body_bytes;
         let mut ctx = Context {
             limits: config.limits,
             hosts,
             pool,
             cache: FileCache::default(),
+            uploads: BodyBudget::new(max_buffered_body_bytes),
             now,
             date: String::new(),
             date_second: 0,

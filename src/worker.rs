@@ -1,6 +1,7 @@
 //! The worker pool: the only code that blocks on the disk. Jobs come in over a bounded queue; each
 //! completion goes back over a channel, and the worker wakes the event loop.
 
+use crate::budget::UploadBody;
 use crate::error::HttpError;
 use crate::routes::FileKind;
 use log::{debug, error, info, warn};
@@ -46,7 +47,7 @@ pub enum Task {
     /// Read the next chunk of a file being sent.
     Read { file: FileCursor },
     /// Validate an upload as JSON and store it durably under a new name.
-    Save { body: Vec<u8> },
+    Save { body: UploadBody },
 }
 
 /// An open file being sent, and how much of it is left.
@@ -322,7 +323,7 @@ impl Worker {
                 let (bytes, rest) = read_chunk(file, self.config.chunk_bytes)?;
                 Ok(Output::Chunk { bytes, rest })
             }
-            Task::Save { body } => self.save(body),
+            Task::Save { body } => self.save(&body.bytes),
         }
     }
 
@@ -371,9 +372,9 @@ impl Worker {
         })
     }
 
-    fn save(&self, body: Vec<u8>) -> Result<Output, JobError> {
+    fn save(&self, body: &[u8]) -> Result<Output, JobError> {
         let started = Instant::now();
-        if let Err(e) = serde_json::from_slice::<IgnoredAny>(&body) {
+        if let Err(e) = serde_json::from_slice::<IgnoredAny>(body) {
             info!("upload rejected: invalid JSON: {e}");
             return Err(JobError {
                 error: HttpError::BadRequest,
@@ -381,7 +382,7 @@ impl Worker {
             });
         }
         let name = upload_name();
-        match store(&self.config.upload_dir, &name, &body) {
+        match store(&self.config.upload_dir, &name, body) {
             Ok(()) => {
                 info!(
                     "upload stored: {name} ({} bytes in {:?})",
