@@ -226,26 +226,8 @@ impl Connection {
                 self.start_writing(ctx, exchange, rest)
             }
             Ok(Output::Saved { name }) => {
-                let url = routes::upload_url(&name);
-                let quoted = serde_json::Value::from(url.as_str());
-                let body = format!(
-                    "{{\"status\": \"success\", \"message\": \"File created successfully\", \"filepath\": {quoted}}}"
-                );
-                let fields = [
-                    ("Content-Type", "application/json"),
-                    ("Location", url.as_str()),
-                ];
                 exchange.status = Status::CREATED.code;
-                let persistence = exchange.persistence;
-                http::write_head(
-                    &mut self.write_buf,
-                    Status::CREATED,
-                    &ctx.date,
-                    &fields,
-                    body.len() as u64,
-                    persistence,
-                );
-                self.write_buf.extend_from_slice(body.as_bytes());
+                write_created(&mut self.write_buf, &ctx.date, exchange.persistence, &name);
                 self.start_writing(ctx, exchange, None)
             }
             // The head is already out: the promised length can't be met, so the only honest signal is to close.
@@ -752,6 +734,28 @@ fn write_file_head(
         }
     };
     http::write_head(out, Status::OK, date, fields, len, persistence);
+}
+
+/// The 201 answer to a stored upload, worded as the original server's.
+fn write_created(out: &mut Vec<u8>, date: &str, persistence: Persistence, name: &str) {
+    let url = routes::upload_url(name);
+    let quoted = serde_json::Value::from(url.as_str());
+    let body = format!(
+        "{{\"status\": \"success\", \"message\": \"File created successfully\", \"filepath\": {quoted}}}"
+    );
+    let fields = [
+        ("Content-Type", "application/json"),
+        ("Location", url.as_str()),
+    ];
+    http::write_head(
+        out,
+        Status::CREATED,
+        date,
+        &fields,
+        body.len() as u64,
+        persistence,
+    );
+    out.extend_from_slice(body.as_bytes());
 }
 
 /// A file name safe inside a quoted `filename="..."` parameter: printable ASCII without quotes or backslashes.
