@@ -18,6 +18,10 @@ use std::time::Duration;
 /// Bytes asked of the socket per read. 8 KiB: a typical head fits in one read.
 const READ_CHUNK: usize = 8 * 1024;
 
+/// Reads one connection may make per turn before the loop serves the others; it gets another turn right after.
+/// 16 (up to 128 KiB), so one fast sender can't starve everyone else.
+const READS_PER_TURN: u32 = 16;
+
 /// How long a connection we are closing waits for the client to close first. 2 s.
 const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -108,6 +112,8 @@ impl Exchange {
 enum Step {
     Continue,
     Wait,
+    /// This turn's reads are used up; more input may be waiting, and no new readiness event will say so.
+    Yield,
 }
 
 /// The result of one read from the socket.
@@ -137,6 +143,10 @@ pub struct Connection {
     served: u32,
     /// When the current state times out; `None` while a worker has the request.
     deadline: Option<std::time::Instant>,
+    /// Reads left in this turn.
+    reads_left: u32,
+    /// The last turn ended with reads to spare, not at `WouldBlock`: the server must run it again.
+    yielded: bool,
 }
 
 impl Connection {
@@ -158,6 +168,8 @@ impl Connection {
             written: 0,
             served: 0,
             deadline: Some(ctx.now + ctx.limits.idle_timeout),
+            reads_left: READS_PER_TURN,
+            yielded: false,
         }
     }
 
@@ -166,16 +178,23 @@ impl Connection {
         &mut self.socket
     }
 
+    /// Whether the last turn stopped at its read limit rather than at `WouldBlock`: the server must call
+    /// `on_ready` again soon, since edge-triggered readiness won't report the input already waiting.
+    pub fn wants_another_turn(&self) -> bool {
+        self.yielded && !self.is_closed()
+    }
+
     /// Whether the server should drop this connection.
     pub fn is_closed(&self) -> bool {
         matches!(self.state, State::Closed)
     }
 
-    /// Readiness changed: make all the progress the socket allows. Edges are not tracked; each state simply
-    /// tries its I/O until `WouldBlock`, which is what edge-triggered readiness requires.
+    /// Readiness changed (or the last turn yielded): make the progress the socket allows. Edges are not
+    /// tracked; each state tries its I/O until `WouldBlock` or the end of its turn, which is what
+    /// edge-triggered readiness requires.
     pub fn on_ready(&mut self, ctx: &mut Context, failed: bool) {
         if failed {
-            debug!("{}: socket error or reset, closing", self.peer);
+            debug!("{}: socket error, closing", self.peer);
             self.transition(State::Closed, ctx);
             return;
         }
@@ -289,8 +308,10 @@ impl Connection {
         }
     }
 
-    /// Runs state handlers until one has to wait for the socket or a worker.
+    /// Runs state handlers until one has to wait for the socket or a worker, or the turn ends.
     fn advance(&mut self, ctx: &mut Context) {
+        self.reads_left = READS_PER_TURN;
+        self.yielded = false;
         loop {
             let step = match self.state {
                 State::Idle | State::ReadingHead => self.read_head(ctx),
@@ -299,8 +320,13 @@ impl Connection {
                 State::Lingering { .. } => self.linger(ctx),
                 State::AwaitingWorker { .. } | State::Closed => Step::Wait,
             };
-            if step == Step::Wait {
-                return;
+            match step {
+                Step::Continue => {}
+                Step::Wait => return,
+                Step::Yield => {
+                    self.yielded = true;
+                    return;
+                }
             }
         }
     }
@@ -355,6 +381,9 @@ impl Connection {
             }
             if !self.read_buf.is_empty() && matches!(self.state, State::Idle) {
                 self.transition(State::ReadingHead, ctx);
+            }
+            if !take_read(&mut self.reads_left) {
+                return Step::Yield;
             }
             match fill(&mut self.socket, &mut self.read_buf) {
                 Fill::Data => {}
@@ -530,6 +559,9 @@ impl Connection {
                 };
                 return self.submit(ctx, exchange, Task::Save { body });
             }
+            if !take_read(&mut self.reads_left) {
+                return Step::Yield;
+            }
             match fill(&mut self.socket, &mut self.read_buf) {
                 Fill::Data => self.deadline = Some(ctx.now + ctx.limits.idle_timeout),
                 Fill::Blocked => return Step::Wait,
@@ -677,6 +709,9 @@ impl Connection {
         };
         let mut scratch = [0u8; READ_CHUNK];
         loop {
+            if !take_read(&mut self.reads_left) {
+                return Step::Yield;
+            }
             match self.socket.read(&mut scratch) {
                 Ok(n) if n > 0 && *discarded + n <= LINGER_MAX_BYTES => *discarded += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Wait,
@@ -697,19 +732,28 @@ impl Connection {
     }
 }
 
+/// Spends one read of the turn; false when none are left.
+fn take_read(reads_left: &mut u32) -> bool {
+    let left = *reads_left > 0;
+    *reads_left = reads_left.saturating_sub(1);
+    left
+}
+
 /// One read from the socket, appended to `buf`. It reads into the stack first, so a connection that is
 /// woken with nothing to read never grows a heap buffer: idle connections stay a few hundred bytes each.
 fn fill(socket: &mut TcpStream, buf: &mut Vec<u8>) -> Fill {
     let mut scratch = [0u8; READ_CHUNK];
-    match socket.read(&mut scratch) {
-        Ok(0) => Fill::Eof,
-        Ok(n) => {
-            buf.extend_from_slice(&scratch[..n]);
-            Fill::Data
-        }
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Fill::Blocked,
-        Err(e) if e.kind() == io::ErrorKind::Interrupted => Fill::Data,
-        Err(e) => Fill::Failed(e),
+    loop {
+        return match socket.read(&mut scratch) {
+            Ok(0) => Fill::Eof,
+            Ok(n) => {
+                buf.extend_from_slice(&scratch[..n]);
+                Fill::Data
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Fill::Blocked,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => Fill::Failed(e),
+        };
     }
 }
 

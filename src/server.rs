@@ -90,6 +90,8 @@ pub struct Server {
     next_serial: u64,
     /// Keys of connections closed during this pass, removed at its end.
     closed: Vec<usize>,
+    /// Keys of connections that ended their turn with input possibly waiting; run again next pass.
+    runnable: Vec<usize>,
     /// Accepting stopped after an error such as running out of descriptors; retried at the next sweep.
     accept_paused: bool,
     next_sweep: Instant,
@@ -151,6 +153,7 @@ impl Server {
             ctx,
             next_serial: 0,
             closed: Vec::new(),
+            runnable: Vec::new(),
             accept_paused: false,
             next_sweep: now + TICK,
         })
@@ -165,7 +168,13 @@ impl Server {
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
         loop {
-            if let Err(e) = self.poll.poll(&mut events, Some(TICK)) {
+            // Connections that used up their turn have input waiting that no event will announce again.
+            let timeout = if self.runnable.is_empty() {
+                TICK
+            } else {
+                Duration::ZERO
+            };
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
@@ -176,8 +185,13 @@ impl Server {
                 match event.token() {
                     LISTENER => self.accept_all(),
                     WAKER => self.deliver_completions(),
-                    Token(key) => self.drive(key, event.is_error() || event.is_write_closed()),
+                    // Only an error is fatal at once: a hang-up still leaves input to read and, in Lingering,
+                    // is exactly what we wait for.
+                    Token(key) => self.drive(key, event.is_error()),
                 }
+            }
+            for key in std::mem::take(&mut self.runnable) {
+                self.drive(key, false);
             }
             if self.ctx.now >= self.next_sweep {
                 self.sweep();
@@ -250,9 +264,7 @@ impl Server {
         // An unknown key is a stale or spurious event: ignore it.
         if let Some(conn) = self.conns.get_mut(key) {
             conn.on_ready(&mut self.ctx, failed);
-            if conn.is_closed() {
-                self.closed.push(key);
-            }
+            self.after_turn(key);
         }
     }
 
@@ -262,9 +274,7 @@ impl Server {
             match self.conns.get_mut(done.conn.key) {
                 Some(conn) if conn.id == done.conn && !conn.is_closed() => {
                     conn.on_completion(&mut self.ctx, done.result);
-                    if conn.is_closed() {
-                        self.closed.push(done.conn.key);
-                    }
+                    self.after_turn(done.conn.key);
                 }
                 // Its client left meanwhile (the slot may even hold a newer connection); dropping the result
                 // closes any file it carries.
@@ -288,6 +298,18 @@ impl Server {
         if self.accept_paused {
             self.accept_paused = false;
             self.accept_all();
+        }
+    }
+
+    /// Notes what a connection needs after running: removal, or another turn.
+    fn after_turn(&mut self, key: usize) {
+        let Some(conn) = self.conns.get(key) else {
+            return;
+        };
+        if conn.is_closed() {
+            self.closed.push(key);
+        } else if conn.wants_another_turn() {
+            self.runnable.push(key);
         }
     }
 

@@ -439,3 +439,31 @@ fn refusals_are_logged_with_their_reason() {
         );
     }
 }
+
+#[test]
+fn a_client_flooding_empty_lines_does_not_starve_the_others() {
+    let server = TestServer::start(&[]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = {
+        let (mut stream, stop) = (server.connect(), std::sync::Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let blank = b"\r\n".repeat(32 * 1024);
+            // Bounded: the flood ends when the test says so, or after 20 s at most.
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while !stop.load(std::sync::atomic::Ordering::SeqCst)
+                && std::time::Instant::now() < deadline
+            {
+                if stream.write_all(&blank).is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    // Let the flood get going, then ask for pages: each must be answered within the 5 s socket timeout.
+    std::thread::sleep(Duration::from_millis(200));
+    for _ in 0..3 {
+        assert_eq!(server.get("/sample.txt").status, 200);
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    flood.join().unwrap();
+}
