@@ -439,7 +439,7 @@ impl Connection {
             }
         };
         let body_unread = head.framing.has_body() && action != Ok(Action::Upload);
-        if body_unread || action.as_ref().is_err_and(|err| err.breaks_framing()) {
+        if body_unread {
             // Where the next request starts is unknown.
             exchange.persistence = Persistence::Close;
         }

@@ -75,21 +75,6 @@ impl HttpError {
             HttpError::VersionNotSupported => Status::VERSION_NOT_SUPPORTED,
         }
     }
-
-    /// Errors found while reading the head: we cannot trust where the next request starts, so close after replying.
-    pub fn breaks_framing(self) -> bool {
-        matches!(
-            self,
-            HttpError::BadRequest
-                | HttpError::RequestTimeout
-                | HttpError::LengthRequired
-                | HttpError::PayloadTooLarge
-                | HttpError::UriTooLong
-                | HttpError::HeadersTooLarge
-                | HttpError::NotImplemented
-                | HttpError::VersionNotSupported
-        )
-    }
 }
 
 /// ELOOP on Linux: a symlink cycle, which `io::ErrorKind` has no stable name for yet.
@@ -154,13 +139,5 @@ mod tests {
             431
         );
         assert_eq!(HttpError::from(httparse::Error::Token).status().code, 400);
-    }
-
-    #[test]
-    fn routing_errors_keep_the_connection() {
-        assert!(!HttpError::NotFound.breaks_framing());
-        assert!(!HttpError::Forbidden.breaks_framing());
-        assert!(!HttpError::MethodNotAllowed(Allow::GetHead).breaks_framing());
-        assert!(HttpError::BadRequest.breaks_framing());
     }
 }

@@ -246,24 +246,29 @@ fn post_to_a_static_path_is_405_with_allow_get_head() {
 }
 
 #[test]
-fn an_unknown_method_is_501_and_closes_the_connection() {
+fn an_unknown_method_is_501_and_the_connection_serves_on() {
     let server = TestServer::start(&[]);
     let mut stream = server.connect();
-    // No Connection: close here: the server must close on its own.
     let raw = format!(
-        "BREW /index.html HTTP/1.1\r\nHost: {}\r\n\r\n",
-        server.host()
+        "BREW /index.html HTTP/1.1\r\nHost: {host}\r\n\r\nGET /sample.txt HTTP/1.1\r\nHost: {host}\r\n\r\n",
+        host = server.host()
     );
     stream.write_all(raw.as_bytes()).unwrap();
     let response = read_response(&mut stream).expect("a response");
     assert_json_error(&response, 501);
+    // No body, so the framing is intact and the connection carries on.
     assert_eq!(
         response.header("Connection"),
-        Some("close"),
+        Some("keep-alive"),
         "{}",
         response.head
     );
-    assert_eq!(read_to_eof(&mut stream), b"");
+    assert_eq!(
+        read_response(&mut stream)
+            .expect("a second response")
+            .status,
+        200
+    );
 }
 
 #[test]
