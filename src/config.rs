@@ -35,8 +35,11 @@ pub struct Limits {
     /// Largest accepted upload body. Default 10 MiB; beyond it 413.
     pub max_body_bytes: usize,
     /// Upload bytes held in memory across all connections at once; an upload that would pass it gets 503.
-    /// Default 256 MiB: 25 uploads of the largest size at once.
+    /// Default 256 MiB: 25 uploads of the largest size whose length is declared (chunked bodies grow by
+    /// doubling, so they may count up to twice their size). Never less than `max_body_bytes`.
     pub max_buffered_body_bytes: usize,
+    /// How long a whole upload body may take to arrive, however steadily it trickles. Default 60 s.
+    pub body_timeout: Duration,
     /// How long a connection may sit between requests, or take to send one. Default 5 s.
     pub idle_timeout: Duration,
     /// How long a response write may make no progress before the client is dropped. Default 30 s.
@@ -58,6 +61,7 @@ impl Default for Limits {
             max_target_bytes: 8 * 1024,
             max_body_bytes: 10 * 1024 * 1024,
             max_buffered_body_bytes: 256 * 1024 * 1024,
+            body_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(5),
             write_timeout: Duration::from_secs(30),
             max_requests: 100,

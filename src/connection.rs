@@ -5,7 +5,7 @@ use crate::body::BodyDecoder;
 use crate::budget::UploadBody;
 use crate::config::Limits;
 use crate::error::HttpError;
-use crate::http::{self, Method, Persistence, RequestHead, Status};
+use crate::http::{self, BodyFraming, Method, Persistence, RequestHead, Status};
 use crate::routes::{self, Action, FileKind};
 use crate::server::Context;
 use crate::worker::{ConnId, FileCursor, Job, JobError, Output, Task};
@@ -13,7 +13,7 @@ use log::{debug, info, trace};
 use mio::net::TcpStream;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Bytes asked of the socket per read. 8 KiB: a typical head fits in one read.
 const READ_CHUNK: usize = 8 * 1024;
@@ -34,12 +34,9 @@ enum State {
     Idle,
     /// Part of a head is buffered. EOF: close. Timeout (counted from the first byte): 408, then close.
     ReadingHead,
-    /// Reading an upload body into `body`. EOF: close, nothing stored. Stall past the idle timeout: 408.
-    ReadingBody {
-        exchange: Exchange,
-        decoder: BodyDecoder,
-        body: UploadBody,
-    },
+    /// Reading an upload body. EOF: close, nothing stored. A stall past the idle timeout, or a body still
+    /// incomplete at `upload.until`: 408.
+    ReadingBody { exchange: Exchange, upload: Upload },
     /// A job is with the worker pool: no reads and no deadline until its completion arrives.
     AwaitingWorker { exchange: Exchange },
     /// Flushing `write_buf`, then `next`. A write that stalls past the write timeout drops the client.
@@ -70,9 +67,17 @@ enum Next {
     /// The response is complete.
     Done,
     /// `100 Continue` went out: read the body.
-    Body(BodyDecoder),
+    Body(Upload),
     /// Part of the file remains: a worker reads the next chunk.
     Chunk(FileCursor),
+}
+
+/// An upload body on its way in.
+struct Upload {
+    decoder: BodyDecoder,
+    body: UploadBody,
+    /// The whole body must have arrived by then, however steadily it trickles.
+    until: Instant,
 }
 
 /// One request and its response, for the access log and the keep-alive decision.
@@ -142,7 +147,7 @@ pub struct Connection {
     /// Requests started on this connection.
     served: u32,
     /// When the current state times out; `None` while a worker has the request.
-    deadline: Option<std::time::Instant>,
+    deadline: Option<Instant>,
     /// Reads left in this turn.
     reads_left: u32,
     /// The last turn ended with reads to spare, not at `WouldBlock`: the server must run it again.
@@ -335,9 +340,10 @@ impl Connection {
     fn transition(&mut self, state: State, ctx: &Context) {
         trace!("{:?}: {} -> {}", self.id, self.state.name(), state.name());
         let limits = &ctx.limits;
-        self.deadline = match state {
-            State::Idle | State::ReadingHead | State::ReadingBody { .. } => {
-                Some(ctx.now + limits.idle_timeout)
+        self.deadline = match &state {
+            State::Idle | State::ReadingHead => Some(ctx.now + limits.idle_timeout),
+            State::ReadingBody { upload, .. } => {
+                Some((ctx.now + limits.idle_timeout).min(upload.until))
             }
             State::Writing { .. } => Some(ctx.now + limits.write_timeout),
             State::Lingering { .. } => Some(ctx.now + LINGER_TIMEOUT),
@@ -477,30 +483,50 @@ impl Connection {
                     self.submit(ctx, exchange, task)
                 }
             },
-            Ok(Action::Upload) => {
-                let decoder = BodyDecoder::new(head.framing);
-                if head.expect_continue {
-                    self.write_buf.extend_from_slice(http::CONTINUE);
-                    self.transition(
-                        State::Writing {
-                            exchange,
-                            next: Next::Body(decoder),
-                        },
-                        ctx,
-                    );
-                } else {
-                    self.transition(
-                        State::ReadingBody {
-                            exchange,
-                            decoder,
-                            body: UploadBody::new(&ctx.uploads),
-                        },
-                        ctx,
-                    );
-                }
-                Step::Continue
-            }
+            Ok(Action::Upload) => self.start_upload(ctx, exchange, &head),
         }
+    }
+
+    /// Reserves memory for the body (all of it, when its length is known) before asking for it with
+    /// `100 Continue`, so a refusal comes before the client sends anything.
+    fn start_upload(
+        &mut self,
+        ctx: &mut Context,
+        mut exchange: Exchange,
+        head: &RequestHead,
+    ) -> Step {
+        let mut body = UploadBody::new(&ctx.uploads);
+        let declared = match head.framing {
+            BodyFraming::Length(len) => usize::try_from(len).unwrap_or(usize::MAX),
+            BodyFraming::None | BodyFraming::Chunked => 0,
+        };
+        if body.bytes.try_reserve_exact(declared).is_err() || !body.account() {
+            info!(
+                "{}: \"{}\" refused (503): uploads in progress hold all the memory allowed",
+                self.peer, exchange.request_line
+            );
+            exchange.persistence = Persistence::Close;
+            return self.respond_error(ctx, exchange, HttpError::Unavailable, None);
+        }
+        let until = ctx.now + ctx.limits.body_timeout;
+        let upload = Upload {
+            decoder: BodyDecoder::new(head.framing),
+            body,
+            until,
+        };
+        if head.expect_continue {
+            self.write_buf.extend_from_slice(http::CONTINUE);
+            self.transition(
+                State::Writing {
+                    exchange,
+                    next: Next::Body(upload),
+                },
+                ctx,
+            );
+        } else {
+            self.transition(State::ReadingBody { exchange, upload }, ctx);
+        }
+        Step::Continue
     }
 
     /// Keep-alive is decided here, once per request (RFC 9112 §9.3); errors that break framing may still
@@ -518,20 +544,19 @@ impl Connection {
 
     /// `ReadingBody`: decode buffered and incoming bytes until the body is complete, then store it.
     fn read_body(&mut self, ctx: &mut Context) -> Step {
-        let State::ReadingBody { decoder, body, .. } = &mut self.state else {
+        let State::ReadingBody { upload, .. } = &mut self.state else {
             unreachable!("read_body outside ReadingBody");
         };
         loop {
-            let decoded =
-                decoder.decode(&self.read_buf, &mut body.bytes, ctx.limits.max_body_bytes);
-            let within_budget = body.account();
-            match decoded.and_then(|used| {
-                if within_budget {
-                    Ok(used)
-                } else {
-                    Err(HttpError::Unavailable)
-                }
-            }) {
+            let max_body = ctx.limits.max_body_bytes;
+            let decoded = upload
+                .decoder
+                .decode(&self.read_buf, &mut upload.body.bytes, max_body);
+            let decoded = match decoded {
+                Ok(_) if !upload.body.account() => Err(HttpError::Unavailable),
+                other => other,
+            };
+            match decoded {
                 Ok(used) => {
                     self.read_buf.drain(..used);
                 }
@@ -551,19 +576,21 @@ impl Connection {
                     return self.respond_error(ctx, exchange, err, None);
                 }
             }
-            if decoder.is_done() {
-                let State::ReadingBody { exchange, body, .. } =
+            if upload.decoder.is_done() {
+                let State::ReadingBody { exchange, upload } =
                     std::mem::replace(&mut self.state, State::Closed)
                 else {
                     unreachable!()
                 };
-                return self.submit(ctx, exchange, Task::Save { body });
+                return self.submit(ctx, exchange, Task::Save { body: upload.body });
             }
             if !take_read(&mut self.reads_left) {
                 return Step::Yield;
             }
             match fill(&mut self.socket, &mut self.read_buf) {
-                Fill::Data => self.deadline = Some(ctx.now + ctx.limits.idle_timeout),
+                Fill::Data => {
+                    self.deadline = Some((ctx.now + ctx.limits.idle_timeout).min(upload.until))
+                }
                 Fill::Blocked => return Step::Wait,
                 Fill::Eof => {
                     info!("{}: client left mid-body; nothing stored", self.peer);
@@ -664,15 +691,8 @@ impl Connection {
         };
         match next {
             Next::Done => self.finish_exchange(ctx, exchange),
-            Next::Body(decoder) => {
-                self.transition(
-                    State::ReadingBody {
-                        exchange,
-                        decoder,
-                        body: UploadBody::new(&ctx.uploads),
-                    },
-                    ctx,
-                );
+            Next::Body(upload) => {
+                self.transition(State::ReadingBody { exchange, upload }, ctx);
                 Step::Continue
             }
             Next::Chunk(file) => self.submit(ctx, exchange, Task::Read { file }),

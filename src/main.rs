@@ -35,6 +35,9 @@ struct Args {
     /// Largest upload body in bytes.
     #[arg(long, default_value_t = 10 * 1024 * 1024)]
     max_body: usize,
+    /// Seconds a whole upload body may take to arrive.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86400))]
+    body_timeout: u64,
     /// Most open client connections; more are answered 503.
     #[arg(long, default_value_t = 16 * 1024)]
     max_connections: usize,
@@ -69,12 +72,15 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    let defaults = Limits::default();
     let limits = Limits {
         idle_timeout: Duration::from_secs(args.idle_timeout),
         max_requests: args.max_requests,
         max_body_bytes: args.max_body,
+        max_buffered_body_bytes: defaults.max_buffered_body_bytes.max(args.max_body),
+        body_timeout: Duration::from_secs(args.body_timeout),
         max_connections: args.max_connections,
-        ..Limits::default()
+        ..defaults
     };
     let config = Config {
         addr,

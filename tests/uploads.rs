@@ -757,3 +757,66 @@ fn created_keeps_the_connection_open_and_413_closes_it() {
     );
     assert_closed(&mut stream);
 }
+
+#[test]
+fn uploads_beyond_the_memory_budget_get_503_before_sending_their_body() {
+    // 256 MiB of bodies in memory at once: 25 declared 10 MiB uploads fit, the 26th does not.
+    let server = TestServer::start(&[]);
+    let head = format!(
+        "POST /upload HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+         Content-Length: 10485760\r\nExpect: 100-continue\r\n\r\n",
+        server.host()
+    );
+    let mut waiting: Vec<TcpStream> = (0..25)
+        .map(|i| {
+            let mut stream = connect_nodelay(&server);
+            send(&mut stream, head.as_bytes());
+            let interim = read_response_head_only(&mut stream).expect("an interim response");
+            assert_eq!(interim.status, 100, "upload {i}: {}", interim.head);
+            stream
+        })
+        .collect();
+    let mut refused = connect_nodelay(&server);
+    send(&mut refused, head.as_bytes());
+    let response = read_response(&mut refused).expect("a 503");
+    check_error(&response, 503);
+    assert_eq!(response.header("Connection"), Some("close"));
+    assert_closed(&mut refused);
+    // Once the waiting uploads are gone, their memory is free again.
+    waiting.clear();
+    let mut accepted = None;
+    for _ in 0..50 {
+        let mut stream = connect_nodelay(&server);
+        send(&mut stream, head.as_bytes());
+        let response = read_response_head_only(&mut stream).expect("a response");
+        if response.status == 100 {
+            accepted = Some(response);
+            break;
+        }
+        // The server may not have seen all the closes yet.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(accepted.is_some(), "the budget was not given back");
+}
+
+#[test]
+fn a_body_trickling_past_the_body_timeout_gets_408() {
+    let server = TestServer::start(&["--body-timeout", "1", "--idle-timeout", "30"]);
+    let mut stream = connect_nodelay(&server);
+    let head = format!(
+        "POST /upload HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+         Content-Length: 100\r\n\r\n",
+        server.host()
+    );
+    send(&mut stream, head.as_bytes());
+    // One byte every 300 ms keeps the idle timeout from firing, but not the body timeout.
+    for _ in 0..7 {
+        if stream.write_all(b" ").is_err() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let response = read_response(&mut stream).expect("a 408");
+    check_error(&response, 408);
+    assert_eq!(response.header("Connection"), Some("close"));
+}
