@@ -36,9 +36,10 @@ pub struct CachedFile {
 #[derive(Debug, Default)]
 pub struct FileCache {
     entries: HashMap<PathBuf, CachedFile>,
-    /// Paths in load order. Every entry lives equally long, so the oldest is always at the front and
-    /// expiry costs O(1) per entry (lwan's timeout queue). A replaced entry leaves a stale item behind,
-    /// recognised by its load time.
+    /// Paths in insertion order. Every entry lives equally long, so the oldest is (nearly always) at the
+    /// front and expiry costs O(1) per entry (lwan's timeout queue). A replaced entry leaves a stale item
+    /// behind, recognised by its load time. Reads delivered out of order may leave an expired entry behind
+    /// a fresher one for a moment; `get` checks each entry's own age, so it is never served.
     order: VecDeque<(Instant, PathBuf)>,
     total_bytes: usize,
 }
@@ -51,19 +52,25 @@ impl FileCache {
             .filter(|file| now.duration_since(file.loaded) < FRESH_FOR)
     }
 
-    /// Keeps a file a worker just read, if it is small enough and there is room.
+    /// Keeps a file a worker read at `read_at`, if it is small enough, there is room, and no newer read of the
+    /// same file is already kept (two reads may finish out of order).
     pub fn insert(
         &mut self,
         path: PathBuf,
         name: String,
         kind: FileKind,
         body: Vec<u8>,
-        now: Instant,
+        read_at: Instant,
     ) {
-        if body.len() > MAX_FILE_BYTES {
+        if body.len() > MAX_FILE_BYTES
+            || self
+                .entries
+                .get(&path)
+                .is_some_and(|old| old.loaded >= read_at)
+        {
             return;
         }
-        self.expire(now);
+        self.expire(read_at);
         if let Some(old) = self.entries.remove(&path) {
             self.total_bytes -= old.body.len();
         }
@@ -71,14 +78,14 @@ impl FileCache {
             return;
         }
         self.total_bytes += body.len();
-        self.order.push_back((now, path.clone()));
+        self.order.push_back((read_at, path.clone()));
         self.entries.insert(
             path,
             CachedFile {
                 name,
                 kind,
                 body,
-                loaded: now,
+                loaded: read_at,
             },
         );
     }
@@ -186,11 +193,36 @@ mod tests {
     }
 
     #[test]
+    fn an_older_read_never_replaces_a_newer_one() {
+        let mut cache = FileCache::default();
+        let t0 = Instant::now();
+        let newer = t0 + FRESH_FOR / 2;
+        cache.insert(
+            "a".into(),
+            "a".into(),
+            FileKind::Download,
+            b"new".to_vec(),
+            newer,
+        );
+        cache.insert(
+            "a".into(),
+            "a".into(),
+            FileKind::Download,
+            b"old".to_vec(),
+            t0,
+        );
+        assert_eq!(
+            cache.get(Path::new("a"), newer).map(|f| f.body.as_slice()),
+            Some(&b"new"[..])
+        );
+    }
+
+    #[test]
     fn replacing_an_entry_keeps_the_byte_count_right() {
         let mut cache = FileCache::default();
         let t0 = Instant::now();
         insert(&mut cache, "a", 100, t0);
-        insert(&mut cache, "a", 40, t0);
+        insert(&mut cache, "a", 40, t0 + Duration::from_millis(1));
         assert_eq!(cache.total_bytes, 40);
     }
 }

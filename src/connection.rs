@@ -224,6 +224,7 @@ impl Connection {
             Ok(Output::Opened {
                 path,
                 name,
+                read_at,
                 len,
                 kind,
                 chunk,
@@ -241,7 +242,7 @@ impl Connection {
                 );
                 self.write_buf.extend_from_slice(&chunk);
                 if rest.is_none() && !exchange.head_only {
-                    ctx.cache.insert(path, name, kind, chunk, ctx.now);
+                    ctx.cache.insert(path, name, kind, chunk, read_at);
                 }
                 self.start_writing(ctx, exchange, rest)
             }

@@ -74,6 +74,8 @@ pub enum Output {
     Opened {
         path: PathBuf,
         name: String,
+        /// When the file was read, so a cached copy's age counts from here, not from delivery.
+        read_at: Instant,
         len: u64,
         kind: FileKind,
         chunk: Vec<u8>,
@@ -346,6 +348,7 @@ impl Worker {
             return Err(HttpError::NotFound.into());
         }
         let kind = kind.ok_or(HttpError::UnsupportedMediaType)?;
+        let read_at = Instant::now();
         let file = File::open(&full)?;
         let meta = file.metadata()?;
         if !meta.is_file() {
@@ -365,6 +368,7 @@ impl Worker {
         Ok(Output::Opened {
             path: path.to_path_buf(),
             name,
+            read_at,
             len,
             kind,
             chunk,
