@@ -208,9 +208,13 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(RequestHead, us
         return Err(HttpError::BadRequest);
     }
     if let Some((authority, path)) = absolute_form_authority(&head.target) {
-        // The target's authority wins, but HTTP/1.1 still requires the Host field (RFC 9112 §3.2).
-        if minor_version >= 1 && hosts == 0 {
-            return Err(HttpError::BadRequest);
+        // The target's authority wins, but HTTP/1.1 still requires a valid Host field (RFC 9112 §3.2).
+        match &head.host {
+            Some(host) => {
+                split_authority(host.trim())?;
+            }
+            None if minor_version >= 1 => return Err(HttpError::BadRequest),
+            None => {}
         }
         head.host = Some(authority);
         head.target = path;
@@ -224,6 +228,27 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(RequestHead, us
         (Some(codings), None) => transfer_coding(&codings)?,
     };
     Ok(Some((head, len)))
+}
+
+/// Splits `host[:port]` or `[v6]:port`, refusing anything that is not a plausible authority.
+pub fn split_authority(host: &str) -> Result<(&str, Option<u16>), HttpError> {
+    let valid = |c: char| c.is_ascii_alphanumeric() || "-._~:[]".contains(c);
+    if host.is_empty() || !host.chars().all(valid) {
+        return Err(HttpError::BadRequest);
+    }
+    let (name, port) = match host.rfind(':') {
+        Some(colon) if !host[colon..].contains(']') => (&host[..colon], Some(&host[colon + 1..])),
+        _ => (host, None),
+    };
+    if name.is_empty() || (name.contains(':') && !name.starts_with('[')) {
+        return Err(HttpError::BadRequest);
+    }
+    // `port = *DIGIT` (RFC 3986 §3.2.3): an empty port is the same as none.
+    let port = port
+        .filter(|p| !p.is_empty())
+        .map(|p| p.parse::<u16>().map_err(|_| HttpError::BadRequest))
+        .transpose()?;
+    Ok((name, port))
 }
 
 /// 414 when the request line alone is over the limit, else 431.
@@ -249,7 +274,14 @@ fn transfer_coding(codings: &str) -> Result<BodyFraming, HttpError> {
     let codings: Vec<&str> = tokens(codings).collect();
     match codings.as_slice() {
         [only] if only.eq_ignore_ascii_case("chunked") => Ok(BodyFraming::Chunked),
-        [.., last] if last.eq_ignore_ascii_case("chunked") => Err(HttpError::NotImplemented),
+        // Chunked must not be applied twice (RFC 9112 §7); another coding under it we just don't support.
+        [earlier @ .., last] if last.eq_ignore_ascii_case("chunked") => {
+            if earlier.iter().any(|c| c.eq_ignore_ascii_case("chunked")) {
+                Err(HttpError::BadRequest)
+            } else {
+                Err(HttpError::NotImplemented)
+            }
+        }
         _ => Err(HttpError::BadRequest),
     }
 }
@@ -449,6 +481,7 @@ mod tests {
             b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n",
             b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
             b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
         ];
         for raw in bad {
             assert_eq!(
@@ -475,6 +508,8 @@ mod tests {
         assert_eq!(h.target, "/a.html?x=1");
         let no_host = b"GET http://localhost/ HTTP/1.1\r\n\r\n";
         assert_eq!(parse(no_host), Err(HttpError::BadRequest));
+        let bad_host = b"GET http://localhost/ HTTP/1.1\r\nHost: x@evil\r\n\r\n";
+        assert_eq!(parse(bad_host), Err(HttpError::BadRequest));
         let h = head(b"GET HTTP://example HTTP/1.1\r\nHost: other\r\n\r\n");
         assert_eq!(
             (h.host.as_deref(), h.target.as_str()),

@@ -2,7 +2,7 @@
 
 use crate::config::{Config, UPLOAD_DIR};
 use crate::error::{Allow, HttpError};
-use crate::http::{BodyFraming, Method, RequestHead};
+use crate::http::{split_authority, BodyFraming, Method, RequestHead};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
@@ -165,9 +165,11 @@ fn percent_decode(raw: &str) -> Result<String, HttpError> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
+            // Both must be hex digits: from_str_radix alone would also take a sign ("%+1").
             let hex = bytes
                 .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok());
+                .filter(|h| h.iter().all(u8::is_ascii_hexdigit));
+            let hex = hex.and_then(|h| std::str::from_utf8(h).ok());
             let byte = hex
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
                 .ok_or(HttpError::BadRequest)?;
@@ -247,27 +249,6 @@ impl HostPolicy {
     }
 }
 
-/// Splits `host[:port]` or `[v6]:port`, refusing anything that is not a plausible authority.
-fn split_authority(host: &str) -> Result<(&str, Option<u16>), HttpError> {
-    let valid = |c: char| c.is_ascii_alphanumeric() || "-._~:[]".contains(c);
-    if host.is_empty() || !host.chars().all(valid) {
-        return Err(HttpError::BadRequest);
-    }
-    let (name, port) = match host.rfind(':') {
-        Some(colon) if !host[colon..].contains(']') => (&host[..colon], Some(&host[colon + 1..])),
-        _ => (host, None),
-    };
-    if name.is_empty() || (name.contains(':') && !name.starts_with('[')) {
-        return Err(HttpError::BadRequest);
-    }
-    // `port = *DIGIT` (RFC 3986 §3.2.3): an empty port is the same as none.
-    let port = port
-        .filter(|p| !p.is_empty())
-        .map(|p| p.parse::<u16>().map_err(|_| HttpError::BadRequest))
-        .transpose()?;
-    Ok((name, port))
-}
-
 /// The URL path a stored upload is served at.
 pub fn upload_url(name: &str) -> String {
     format!("/{UPLOAD_DIR}/{name}")
@@ -305,6 +286,7 @@ mod tests {
             ("/a%00.html", HttpError::Forbidden),
             ("/%zz", HttpError::BadRequest),
             ("/%4", HttpError::BadRequest),
+            ("/%+1.html", HttpError::BadRequest),
             ("/%ff.html", HttpError::BadRequest),
             ("*", HttpError::BadRequest),
             ("/.hidden.json", HttpError::NotFound),
