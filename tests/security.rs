@@ -304,3 +304,27 @@ fn a_rejected_host_does_not_leak_file_contents() {
     assert_ne!(response.body, sample);
     assert_eq!(response.header("Content-Type"), Some("application/json"));
 }
+
+#[test]
+fn bound_to_every_interface_the_address_a_client_used_is_accepted_as_host() {
+    let root = temp_root();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("resources/index.html"),
+        root.join("index.html"),
+    )
+    .unwrap();
+    let server = TestServer::start_on("0.0.0.0", root, &[]);
+    let port = server.addr.port();
+    let cases = [
+        (format!("127.0.0.1:{port}"), 200),
+        ("localhost".to_owned(), 200),
+        (format!("127.0.0.2:{port}"), 403),
+    ];
+    for (host, status) in cases {
+        let mut stream = server.connect();
+        let raw = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        stream.write_all(raw.as_bytes()).unwrap();
+        let response = read_response(&mut stream).expect("a response");
+        assert_eq!(response.status, status, "Host {host}");
+    }
+}

@@ -50,8 +50,13 @@ impl TestServer {
 
     /// Starts the server on port 0 over an existing root (taken over: it is removed on drop).
     pub fn start_in(root: PathBuf, extra: &[&str]) -> TestServer {
+        TestServer::start_on("127.0.0.1", root, extra)
+    }
+
+    /// Starts the server bound to `host`, port 0; clients connect over 127.0.0.1.
+    pub fn start_on(host: &str, root: PathBuf, extra: &[&str]) -> TestServer {
         let mut child = Command::new(env!("CARGO_BIN_EXE_http-server"))
-            .args(["0", "127.0.0.1", "4", "--root"])
+            .args(["0", host, "4", "--root"])
             .arg(&root)
             .args(extra)
             .args(extra_log_level(extra))
@@ -87,7 +92,15 @@ impl TestServer {
             }
         });
         let addr = match addr_rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(addr) => addr.parse().expect("listening address"),
+            Ok(addr) => {
+                let bound: SocketAddr = addr.parse().expect("listening address");
+                // Bound to every interface: reach it over loopback.
+                if bound.ip().is_unspecified() {
+                    SocketAddr::from(([127, 0, 0, 1], bound.port()))
+                } else {
+                    bound
+                }
+            }
             Err(_) => {
                 let _ = child.kill();
                 panic!(
