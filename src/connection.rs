@@ -13,6 +13,7 @@ use log::{debug, info, trace};
 use mio::net::TcpStream;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// Bytes asked of the socket per read. 8 KiB: a typical head fits in one read.
@@ -304,13 +305,15 @@ impl Connection {
                 );
                 self.transition(State::Closed, ctx);
             }
-            state @ (State::Lingering { .. } | State::AwaitingWorker { .. } | State::Closed) => {
-                self.transition(State::Closed, ctx);
-                debug_assert!(
-                    !matches!(state, State::AwaitingWorker { .. }),
-                    "a worker job has no deadline"
+            State::Lingering { .. } => {
+                debug!(
+                    "{}: client did not close after our close; closing anyway",
+                    self.peer
                 );
+                self.transition(State::Closed, ctx);
             }
+            // These states have no deadline (the early return above): put the state back untouched.
+            state @ (State::AwaitingWorker { .. } | State::Closed) => self.state = state,
         }
     }
 
@@ -358,7 +361,8 @@ impl Connection {
         debug_assert!(matches!(self.state, State::Idle | State::ReadingHead));
         loop {
             if matches!(self.state, State::Idle) {
-                // Empty lines before a request line are to be ignored (RFC 9112 §2.2).
+                // Empty lines before a request line are ignored (RFC 9112 §2.2 asks for at least one); a
+                // flood of them is bounded by the idle timeout, which they don't extend, and the read turn.
                 let blank = self
                     .read_buf
                     .iter()
@@ -424,27 +428,7 @@ impl Connection {
             sent: 0,
         };
         debug!("{}: request \"{}\"", self.peer, exchange.request_line);
-        let (peer, line) = (self.peer, &exchange.request_line);
-        let action = match ctx
-            .hosts
-            .check(head.host.as_deref(), head.minor_version, self.local_ip)
-        {
-            Ok(()) => routes::route(&head, ctx.limits.max_body_bytes).inspect_err(|&err| {
-                let reason = routes::refusal_reason(err);
-                info!(
-                    "{peer}: \"{line}\" refused ({}): {reason}",
-                    err.status().code
-                );
-            }),
-            Err(err) => {
-                let host = &head.host;
-                info!(
-                    "{peer}: \"{line}\" refused ({}): Host {host:?} does not name this server",
-                    err.status().code
-                );
-                Err(err)
-            }
-        };
+        let action = self.route(ctx, &head, &exchange.request_line);
         let body_unread = head.framing.has_body() && action != Ok(Action::Upload);
         if body_unread {
             // Where the next request starts is unknown.
@@ -452,40 +436,70 @@ impl Connection {
         }
         match action {
             Err(err) => self.respond_error(ctx, exchange, err, None),
-            Ok(Action::File { path, kind }) => match ctx.cache.get(&path, ctx.now) {
-                Some(file) => {
-                    debug!(
-                        "{}: serving {} from memory ({} bytes)",
-                        self.peer,
-                        path.display(),
-                        file.body.len()
-                    );
-                    exchange.status = Status::OK.code;
-                    let (persistence, len) = (exchange.persistence, file.body.len() as u64);
-                    write_file_head(
-                        &mut self.write_buf,
-                        &ctx.date,
-                        persistence,
-                        &file.name,
-                        file.kind,
-                        len,
-                    );
-                    if !exchange.head_only {
-                        self.write_buf.extend_from_slice(&file.body);
-                    }
-                    self.start_writing(ctx, exchange, None)
-                }
-                None => {
-                    let task = Task::Open {
-                        path,
-                        kind,
-                        head_only: exchange.head_only,
-                    };
-                    self.submit(ctx, exchange, task)
-                }
-            },
+            Ok(Action::File { path, kind }) => self.start_file(ctx, exchange, path, kind),
             Ok(Action::Upload) => self.start_upload(ctx, exchange, &head),
         }
+    }
+
+    /// Checks Host, then routes; every refusal is logged here with its reason.
+    fn route(&self, ctx: &Context, head: &RequestHead, line: &str) -> Result<Action, HttpError> {
+        let peer = self.peer;
+        if let Err(err) = ctx
+            .hosts
+            .check(head.host.as_deref(), head.minor_version, self.local_ip)
+        {
+            let host = &head.host;
+            info!(
+                "{peer}: \"{line}\" refused ({}): Host {host:?} does not name this server",
+                err.status().code
+            );
+            return Err(err);
+        }
+        routes::route(head, ctx.limits.max_body_bytes).inspect_err(|&err| {
+            let reason = routes::refusal_reason(err);
+            info!(
+                "{peer}: \"{line}\" refused ({}): {reason}",
+                err.status().code
+            );
+        })
+    }
+
+    /// Answers from the cache when it holds a fresh copy; otherwise a worker opens the file.
+    fn start_file(
+        &mut self,
+        ctx: &mut Context,
+        mut exchange: Exchange,
+        path: PathBuf,
+        kind: Option<FileKind>,
+    ) -> Step {
+        let Some(file) = ctx.cache.get(&path, ctx.now) else {
+            let task = Task::Open {
+                path,
+                kind,
+                head_only: exchange.head_only,
+            };
+            return self.submit(ctx, exchange, task);
+        };
+        debug!(
+            "{}: serving {} from memory ({} bytes)",
+            self.peer,
+            path.display(),
+            file.body.len()
+        );
+        exchange.status = Status::OK.code;
+        let (persistence, len) = (exchange.persistence, file.body.len() as u64);
+        write_file_head(
+            &mut self.write_buf,
+            &ctx.date,
+            persistence,
+            &file.name,
+            file.kind,
+            len,
+        );
+        if !exchange.head_only {
+            self.write_buf.extend_from_slice(&file.body);
+        }
+        self.start_writing(ctx, exchange, None)
     }
 
     /// Reserves memory for the body (all of it, when its length is known) before asking for it with

@@ -27,7 +27,6 @@ macro_rules! statuses {
 }
 
 statuses! {
-    CONTINUE = 100 "Continue";
     OK = 200 "OK";
     CREATED = 201 "Created";
     BAD_REQUEST = 400 "Bad Request";

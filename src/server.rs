@@ -328,11 +328,15 @@ impl Server {
 /// closing does not reset the connection and destroy the reply.
 fn refuse(mut socket: TcpStream, date: &str) {
     let mut reply = Vec::new();
-    let (err, close) = (
-        crate::error::HttpError::Unavailable,
+    let unavailable = crate::error::HttpError::Unavailable;
+    http::write_error(
+        &mut reply,
+        unavailable,
+        None,
+        date,
         http::Persistence::Close,
+        false,
     );
-    http::write_error(&mut reply, err, None, date, close, false);
     let mut scratch = [0u8; 4096];
     for _ in 0..4 {
         if !matches!(socket.read(&mut scratch), Ok(n) if n > 0) {
