@@ -6,9 +6,13 @@ use crate::error::HttpError;
 use crate::routes::FileKind;
 use log::{debug, error, info, warn};
 use mio::Waker;
+use rustix::fs::{openat2, Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
 use serde::de::IgnoredAny;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -127,6 +131,8 @@ impl From<HttpError> for JobError {
 pub struct WorkerConfig {
     /// The canonical document root.
     pub root: PathBuf,
+    /// The root, opened once, for resolving paths beneath it.
+    pub root_dir: OwnedFd,
     /// Where uploads are stored.
     pub upload_dir: PathBuf,
     /// Bytes read per chunk.
@@ -335,27 +341,15 @@ impl Worker {
         kind: Option<FileKind>,
         head_only: bool,
     ) -> Result<Output, JobError> {
-        let full = fs::canonicalize(self.config.root.join(path))?;
-        if !full.starts_with(&self.config.root) {
-            info!(
-                "rejected {}: resolves outside the root (symlink)",
-                path.display()
-            );
-            return Err(HttpError::Forbidden.into());
-        }
-        // Stat before opening: opening a FIFO would block this worker until a writer appears.
-        if !fs::metadata(&full)?.is_file() {
-            return Err(HttpError::NotFound.into());
-        }
-        let kind = kind.ok_or(HttpError::UnsupportedMediaType)?;
         let read_at = Instant::now();
-        let file = File::open(&full)?;
+        let file = self.open_inside_root(path)?;
         let meta = file.metadata()?;
         if !meta.is_file() {
             return Err(HttpError::NotFound.into());
         }
+        let kind = kind.ok_or(HttpError::UnsupportedMediaType)?;
         let len = meta.len();
-        debug!("serving {} ({len} bytes)", full.display());
+        debug!("serving {} ({len} bytes)", path.display());
         let cursor = FileCursor {
             file,
             remaining: if head_only { 0 } else { len },
@@ -374,6 +368,28 @@ impl Worker {
             chunk,
             rest,
         })
+    }
+
+    /// Opens `path` (relative, already free of `..`) inside the root, refusing symlinks that lead out.
+    ///
+    /// openat2 with RESOLVE_BENEATH resolves and opens in one step in the kernel, so nothing can be swapped
+    /// in between a check and the open; it also refuses absolute symlinks. O_NONBLOCK keeps a FIFO from
+    /// blocking the worker (reads of regular files ignore it).
+    fn open_inside_root(&self, path: &Path) -> Result<File, JobError> {
+        let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
+        match openat2(
+            &self.config.root_dir,
+            path,
+            flags,
+            Mode::empty(),
+            ResolveFlags::BENEATH,
+        ) {
+            Ok(fd) => Ok(File::from(fd)),
+            Err(Errno::XDEV) => Err(escaped(path)),
+            // Kernels before 5.6 lack openat2.
+            Err(Errno::NOSYS) => open_resolved(&self.config.root, path),
+            Err(e) => Err(io::Error::from(e).into()),
+        }
     }
 
     fn save(&self, body: &[u8]) -> Result<Output, JobError> {
@@ -404,6 +420,29 @@ impl Worker {
             }
         }
     }
+}
+
+/// The fallback for `open_inside_root`: resolve, check, then open. A symlink swapped in between the check and
+/// the open could still escape; openat2 closes that window where the kernel has it.
+fn open_resolved(root: &Path, path: &Path) -> Result<File, JobError> {
+    let full = fs::canonicalize(root.join(path))?;
+    if !full.starts_with(root) {
+        return Err(escaped(path));
+    }
+    let nonblocking = OFlags::NONBLOCK.bits() as i32;
+    Ok(File::options()
+        .read(true)
+        .custom_flags(nonblocking)
+        .open(&full)?)
+}
+
+/// A path whose resolution leaves the root: logged as the security refusal it is.
+fn escaped(path: &Path) -> JobError {
+    info!(
+        "rejected {}: resolves outside the root (symlink)",
+        path.display()
+    );
+    HttpError::Forbidden.into()
 }
 
 /// Reads up to `chunk_bytes` of what is left; the cursor comes back only if more remains.
@@ -505,17 +544,56 @@ mod tests {
         dir
     }
 
+    fn worker_config(dir: &Path) -> WorkerConfig {
+        WorkerConfig {
+            root: dir.to_path_buf(),
+            root_dir: File::open(dir).unwrap().into(),
+            upload_dir: dir.join("uploads"),
+            chunk_bytes: 4,
+        }
+    }
+
+    #[test]
+    fn symlinks_leading_out_of_the_root_are_refused_by_both_open_paths() {
+        let outside = temp_dir();
+        fs::write(outside.join("secret.txt"), b"secret").unwrap();
+        let root = temp_dir().canonicalize().unwrap();
+        fs::write(root.join("inside.txt"), b"inside").unwrap();
+        std::os::unix::fs::symlink(outside.join("secret.txt"), root.join("out.txt")).unwrap();
+        std::os::unix::fs::symlink("inside.txt", root.join("alias.txt")).unwrap();
+        let (tx, _rx) = mpsc::channel();
+        let poll = mio::Poll::new().unwrap();
+        let worker = Worker {
+            jobs: Arc::new(Mutex::new(mpsc::channel().1)),
+            done: tx,
+            waker: Arc::new(Waker::new(poll.registry(), mio::Token(0)).unwrap()),
+            config: Arc::new(worker_config(&root)),
+            stats: Arc::default(),
+        };
+        let status = |result: Result<File, JobError>| {
+            result
+                .map(|_| 200)
+                .unwrap_or_else(|e| e.error.status().code)
+        };
+        assert_eq!(status(worker.open_inside_root(Path::new("out.txt"))), 403);
+        assert_eq!(status(open_resolved(&root, Path::new("out.txt"))), 403);
+        assert_eq!(status(worker.open_inside_root(Path::new("alias.txt"))), 200);
+        assert_eq!(status(open_resolved(&root, Path::new("alias.txt"))), 200);
+        assert_eq!(
+            status(worker.open_inside_root(Path::new("missing.txt"))),
+            404
+        );
+        fs::remove_dir_all(root).unwrap();
+        fs::remove_dir_all(outside).unwrap();
+    }
+
     #[test]
     fn a_full_queue_refuses_new_work_but_admits_the_next_chunk_of_a_download() {
         let dir = temp_dir();
         fs::write(dir.join("f.txt"), b"0123456789").unwrap();
         let poll = mio::Poll::new().unwrap();
         let waker = Arc::new(Waker::new(poll.registry(), mio::Token(0)).unwrap());
-        let config = WorkerConfig {
-            root: dir.clone(),
-            upload_dir: dir.join("uploads"),
-            chunk_bytes: 4,
-        };
+        let config = worker_config(&dir);
         let (mut pool, done) = WorkerPool::new(1, 0, config, waker).unwrap();
         let conn = ConnId { key: 0, serial: 1 };
         let open = Task::Open {
