@@ -105,6 +105,8 @@ impl BodyDecoder {
                         *self = BodyDecoder::Done;
                     } else if *seen > MAX_TRAILER_BYTES {
                         return Err(HttpError::HeadersTooLarge);
+                    } else if !is_field_line(line) {
+                        return Err(HttpError::BadRequest);
                     }
                 }
             }
@@ -113,14 +115,31 @@ impl BodyDecoder {
 }
 
 /// The line at the front of `input`, without its CRLF; `None` if it is not complete yet.
+/// Control characters (a bare CR included) are refused, so no other parser can split the line differently.
 fn take_line(input: &[u8]) -> Result<Option<&[u8]>, HttpError> {
     let window = &input[..input.len().min(MAX_CHUNK_LINE + 2)];
+    let is_control = |b: &u8| (b.is_ascii_control() && *b != b'\t') || *b == 0x7f;
     match window.iter().position(|&b| b == b'\n') {
-        Some(lf) if lf > 0 && window[lf - 1] == b'\r' => Ok(Some(&window[..lf - 1])),
+        Some(lf) if lf > 0 && window[lf - 1] == b'\r' => {
+            let line = &window[..lf - 1];
+            if line.iter().any(is_control) {
+                return Err(HttpError::BadRequest);
+            }
+            Ok(Some(line))
+        }
         Some(_) => Err(HttpError::BadRequest),
         None if window.len() > MAX_CHUNK_LINE => Err(HttpError::BadRequest),
         None => Ok(None),
     }
+}
+
+/// `name: value` with a non-empty token name (RFC 9110 §5.1), as a trailer field must be.
+fn is_field_line(line: &[u8]) -> bool {
+    let Some(colon) = line.iter().position(|&b| b == b':') else {
+        return false;
+    };
+    let is_tchar = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b);
+    colon > 0 && line[..colon].iter().all(is_tchar)
 }
 
 /// Parses `chunk-size [ BWS ; chunk-ext ]`, ignoring the extensions and refusing sizes that overflow.
@@ -221,6 +240,10 @@ mod tests {
             b"4\nWiki",
             b"2\r\nabX\r\n",
             b"-1\r\n",
+            b"2;a\rb\r\n",
+            b"0\r\n\x01\x02 no colon\r\n\r\n",
+            b"0\r\nno colon\r\n\r\n",
+            b"0\r\n: empty name\r\n\r\n",
         ];
         for input in bad {
             let mut decoder = BodyDecoder::new(BodyFraming::Chunked);

@@ -245,6 +245,14 @@ impl WorkerPool {
                 "worker pool saturated: {}; jobs are queueing",
                 self.status()
             );
+        } else if self.refused > 0 && self.may_warn(now) {
+            // 503s counted while warnings were rate-limited would otherwise go unreported.
+            warn!(
+                "worker pool: {} request(s) answered 503 ({})",
+                self.refused,
+                self.status()
+            );
+            self.refused = 0;
         } else {
             debug!("worker pool: {}", self.status());
         }
@@ -394,11 +402,11 @@ impl Worker {
 
     fn save(&self, body: &[u8]) -> Result<Output, JobError> {
         let started = Instant::now();
-        if let Err(e) = serde_json::from_slice::<IgnoredAny>(body) {
-            info!("upload rejected: invalid JSON: {e}");
+        if let Err(reason) = validate_json(body) {
+            info!("upload rejected: {reason}");
             return Err(JobError {
                 error: HttpError::BadRequest,
-                detail: Some(format!("invalid JSON: {e}")),
+                detail: Some(reason),
             });
         }
         let name = upload_name();
@@ -470,6 +478,16 @@ fn read_chunk(
     cursor.remaining -= want as u64;
     let rest = (cursor.remaining > 0).then_some(cursor);
     Ok((bytes, rest))
+}
+
+/// Checks that `body` is one JSON document. JSON text is UTF-8 (RFC 8259 §8.1), which serde_json's byte-slice
+/// parser does not check inside strings when it skips them, so the text is checked first.
+fn validate_json(body: &[u8]) -> Result<(), String> {
+    let text = std::str::from_utf8(body)
+        .map_err(|e| format!("invalid JSON: not UTF-8 at byte {}", e.valid_up_to()))?;
+    serde_json::from_str::<IgnoredAny>(text)
+        .map(|_| ())
+        .map_err(|e| format!("invalid JSON: {e}"))
 }
 
 /// `upload_YYYYMMDD_HHMMSS_<uuid>.json`: sortable by time, unique by the v4 uuid.
@@ -625,6 +643,16 @@ mod tests {
             matches!(completion.result, Ok(Output::Chunk { ref bytes, .. }) if bytes == b"0123")
         );
         fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn json_validation_requires_utf8_and_one_document() {
+        assert_eq!(validate_json(b"{\"k\": [1, \"caf\xc3\xa9\"]}"), Ok(()));
+        let not_utf8 = validate_json(b"{\"k\": \"\xff\xfe\"}").unwrap_err();
+        assert!(not_utf8.contains("not UTF-8 at byte 7"), "{not_utf8}");
+        let trailing = validate_json(b"{} {}").unwrap_err();
+        assert!(trailing.contains("line 1 column 4"), "{trailing}");
+        assert!(validate_json(b"").is_err());
     }
 
     #[test]

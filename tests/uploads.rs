@@ -820,3 +820,16 @@ fn a_body_trickling_past_the_body_timeout_gets_408() {
     check_error(&response, 408);
     assert_eq!(response.header("Connection"), Some("close"));
 }
+
+#[test]
+fn a_body_that_is_not_utf8_gets_400_and_writes_nothing() {
+    let (server, before) = server_with_one_upload(&[]);
+    let body = b"{\"k\": \"\xff\xfe\"}";
+    let (response, mut stream) =
+        exchange(&server, &upload_request(&server, "application/json", body));
+    let json = check_error(&response, 400);
+    let message = json["message"].as_str().expect("a message string");
+    assert!(message.contains("UTF-8"), "{message:?}");
+    assert_still_serves(&server, &mut stream, &response);
+    assert_eq!(listing(&uploads_dir(&server)), before);
+}
