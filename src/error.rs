@@ -79,6 +79,9 @@ impl HttpError {
 
 /// ELOOP on Linux: a symlink cycle, which `io::ErrorKind` has no stable name for yet.
 const ELOOP: i32 = 40;
+/// EMFILE and ENFILE on Linux: the process or the system is out of file descriptors.
+const EMFILE: i32 = 24;
+const ENFILE: i32 = 23;
 
 impl From<io::Error> for HttpError {
     /// Errors a client can cause with the name it asks for (too long, a symlink loop) are its 404, not our 500.
@@ -89,6 +92,8 @@ impl From<io::Error> for HttpError {
             | io::ErrorKind::InvalidFilename => HttpError::NotFound,
             io::ErrorKind::PermissionDenied => HttpError::Forbidden,
             _ if err.raw_os_error() == Some(ELOOP) => HttpError::NotFound,
+            // Out of descriptors: a moment of overload, not a fault in this request.
+            _ if matches!(err.raw_os_error(), Some(EMFILE | ENFILE)) => HttpError::Unavailable,
             _ => HttpError::Internal,
         }
     }
@@ -128,6 +133,8 @@ mod tests {
             HttpError::from(io::Error::from_raw_os_error(ELOOP)),
             HttpError::NotFound
         );
+        let out_of_fds = io::Error::from_raw_os_error(EMFILE);
+        assert_eq!(HttpError::from(out_of_fds), HttpError::Unavailable);
     }
 
     #[test]

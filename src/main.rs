@@ -1,6 +1,7 @@
 use clap::Parser;
 use http_server::{Config, Limits, Server, StartError};
-use log::{error, info, LevelFilter};
+use log::{error, info, warn, LevelFilter};
+use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
 use simple_logger::SimpleLogger;
 use std::net::ToSocketAddrs;
 use std::path::PathBuf;
@@ -72,6 +73,7 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    let max_connections = fit_to_fd_limit(args.max_connections);
     let defaults = Limits::default();
     let limits = Limits {
         idle_timeout: Duration::from_secs(args.idle_timeout),
@@ -79,7 +81,7 @@ fn main() -> ExitCode {
         max_body_bytes: args.max_body,
         max_buffered_body_bytes: defaults.max_buffered_body_bytes.max(args.max_body),
         body_timeout: Duration::from_secs(args.body_timeout),
-        max_connections: args.max_connections,
+        max_connections,
         ..defaults
     };
     let config = Config {
@@ -127,4 +129,37 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Descriptors kept free of connections: the listener, the poller, the waker, logging, and files being read.
+const FD_RESERVE: u64 = 64;
+
+/// Raises the soft descriptor limit to the hard one, and lowers `max_connections` to what it allows, so a
+/// client past the limit gets the documented 503 rather than the server failing with EMFILE.
+fn fit_to_fd_limit(max_connections: usize) -> usize {
+    let limit = getrlimit(Resource::Nofile);
+    let raised = Rlimit {
+        current: limit.maximum,
+        maximum: limit.maximum,
+    };
+    let available = match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => limit.maximum,
+        Err(e) => {
+            warn!("cannot raise the file descriptor limit: {e}");
+            limit.current
+        }
+    };
+    let Some(fds) = available else {
+        return max_connections;
+    };
+    let fitting = usize::try_from(fds.saturating_sub(FD_RESERVE))
+        .unwrap_or(usize::MAX)
+        .max(1);
+    if fitting < max_connections {
+        warn!(
+            "file descriptor limit {fds} allows {fitting} connections, not {max_connections}; \
+             raise it (ulimit -n) for more"
+        );
+    }
+    max_connections.min(fitting)
 }

@@ -470,3 +470,30 @@ fn a_client_flooding_empty_lines_does_not_starve_the_others() {
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     flood.join().unwrap();
 }
+
+#[test]
+fn under_a_low_descriptor_limit_clients_past_it_get_503_not_server_errors() {
+    // 100 descriptors, 64 kept in reserve: room for 36 connections.
+    let server = TestServer::start_with_fd_limit(100, &[]);
+    assert!(
+        server.log_contains("allows 36 connections"),
+        "{}",
+        server.log()
+    );
+    let request = format!(
+        "GET /sample.txt HTTP/1.1\r\nHost: {}\r\n\r\n",
+        server.host()
+    );
+    let _held: Vec<TcpStream> = (0..36)
+        .map(|_| {
+            let mut stream = server.connect();
+            stream.write_all(request.as_bytes()).unwrap();
+            assert_eq!(read_response(&mut stream).expect("a response").status, 200);
+            stream
+        })
+        .collect();
+    let mut refused = server.connect();
+    refused.write_all(request.as_bytes()).unwrap();
+    assert_eq!(read_response(&mut refused).expect("a 503").status, 503);
+    assert!(!server.log().contains("ERROR"), "{}", server.log());
+}

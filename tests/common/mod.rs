@@ -35,6 +35,11 @@ impl TestServer {
     /// Starts the server on port 0 with a fresh copy of the bundled resources and `extra` arguments
     /// (`--log-level debug` unless they set a level).
     pub fn start(extra: &[&str]) -> TestServer {
+        TestServer::start_in(TestServer::bundled_root(), extra)
+    }
+
+    /// A fresh temporary root holding a copy of the bundled resources.
+    fn bundled_root() -> PathBuf {
         let root = temp_root();
         for name in BUNDLED {
             let from = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -45,7 +50,7 @@ impl TestServer {
                 panic!("copy {}: {e}", from.display());
             }
         }
-        TestServer::start_in(root, extra)
+        root
     }
 
     /// Starts the server on port 0 over an existing root (taken over: it is removed on drop).
@@ -55,7 +60,22 @@ impl TestServer {
 
     /// Starts the server bound to `host`, port 0; clients connect over 127.0.0.1.
     pub fn start_on(host: &str, root: PathBuf, extra: &[&str]) -> TestServer {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_http-server"))
+        let command = Command::new(env!("CARGO_BIN_EXE_http-server"));
+        TestServer::launch(command, host, root, extra)
+    }
+
+    /// Starts the server (bundled resources, 127.0.0.1) under a file descriptor limit of `fds`.
+    pub fn start_with_fd_limit(fds: u32, extra: &[&str]) -> TestServer {
+        let root = TestServer::bundled_root();
+        let mut command = Command::new("sh");
+        // `sh -c SCRIPT ARG0 ARGS...`: the script lowers the limit, then becomes the server with its arguments.
+        let script = format!("ulimit -n {fds} && exec \"$0\" \"$@\"");
+        command.args(["-c", &script, env!("CARGO_BIN_EXE_http-server")]);
+        TestServer::launch(command, "127.0.0.1", root, extra)
+    }
+
+    fn launch(mut command: Command, host: &str, root: PathBuf, extra: &[&str]) -> TestServer {
+        let mut child = command
             .args(["0", host, "4", "--root"])
             .arg(&root)
             .args(extra)
