@@ -50,7 +50,8 @@ pub struct Limits {
     pub max_connections: usize,
     /// Jobs waiting for a worker; when full, new requests get 503. Default 1024.
     pub max_queued_jobs: usize,
-    /// Bytes a worker reads from a file per job; also the most a download holds in memory. Default 256 KiB.
+    /// Bytes a worker reads from a file per job; also the most a download holds in memory, even when its
+    /// client stops reading. Default 64 KiB: larger chunks measured no faster (sendfile-free copies dominate).
     pub file_chunk_bytes: usize,
 }
 
@@ -67,7 +68,7 @@ impl Default for Limits {
             max_requests: 100,
             max_connections: 16 * 1024,
             max_queued_jobs: 1024,
-            file_chunk_bytes: 256 * 1024,
+            file_chunk_bytes: 64 * 1024,
         }
     }
 }
