@@ -151,8 +151,10 @@ pub struct Connection {
     deadline: Option<Instant>,
     /// Reads left in this turn.
     reads_left: u32,
-    /// The last turn ended with reads to spare, not at `WouldBlock`: the server must run it again.
+    /// The last turn ended at its read limit, not at `WouldBlock`: the server must run it again.
     yielded: bool,
+    /// The server has queued it for another turn; it is queued at most once.
+    pub queued: bool,
 }
 
 impl Connection {
@@ -176,6 +178,7 @@ impl Connection {
             deadline: Some(ctx.now + ctx.limits.idle_timeout),
             reads_left: READS_PER_TURN,
             yielded: false,
+            queued: false,
         }
     }
 

@@ -194,6 +194,9 @@ impl Server {
                 }
             }
             for key in std::mem::take(&mut self.runnable) {
+                if let Some(conn) = self.conns.get_mut(key) {
+                    conn.queued = false;
+                }
                 self.drive(key, false);
             }
             if self.ctx.now >= self.next_sweep {
@@ -306,12 +309,13 @@ impl Server {
 
     /// Notes what a connection needs after running: removal, or another turn.
     fn after_turn(&mut self, key: usize) {
-        let Some(conn) = self.conns.get(key) else {
+        let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
         if conn.is_closed() {
             self.closed.push(key);
-        } else if conn.wants_another_turn() {
+        } else if conn.wants_another_turn() && !conn.queued {
+            conn.queued = true;
             self.runnable.push(key);
         }
     }
