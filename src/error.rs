@@ -79,6 +79,9 @@ impl HttpError {
 
 /// ELOOP on Linux: a symlink cycle, which `io::ErrorKind` has no stable name for yet.
 const ELOOP: i32 = 40;
+/// ENXIO and ENODEV on Linux: opening a socket file or a device without a driver.
+const ENXIO: i32 = 6;
+const ENODEV: i32 = 19;
 /// EMFILE and ENFILE on Linux: the process or the system is out of file descriptors.
 const EMFILE: i32 = 24;
 const ENFILE: i32 = 23;
@@ -91,7 +94,8 @@ impl From<io::Error> for HttpError {
             | io::ErrorKind::NotADirectory
             | io::ErrorKind::InvalidFilename => HttpError::NotFound,
             io::ErrorKind::PermissionDenied => HttpError::Forbidden,
-            _ if err.raw_os_error() == Some(ELOOP) => HttpError::NotFound,
+            // A symlink loop, or a socket or device file: nothing a GET can be given.
+            _ if matches!(err.raw_os_error(), Some(ELOOP | ENXIO | ENODEV)) => HttpError::NotFound,
             // Out of descriptors: a moment of overload, not a fault in this request.
             _ if matches!(err.raw_os_error(), Some(EMFILE | ENFILE)) => HttpError::Unavailable,
             _ => HttpError::Internal,
@@ -133,6 +137,8 @@ mod tests {
             HttpError::from(io::Error::from_raw_os_error(ELOOP)),
             HttpError::NotFound
         );
+        let socket_file = io::Error::from_raw_os_error(ENXIO);
+        assert_eq!(HttpError::from(socket_file), HttpError::NotFound);
         let out_of_fds = io::Error::from_raw_os_error(EMFILE);
         assert_eq!(HttpError::from(out_of_fds), HttpError::Unavailable);
     }

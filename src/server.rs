@@ -12,7 +12,6 @@ use log::{debug, error, info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
-use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::mpsc::Receiver;
@@ -121,7 +120,7 @@ impl Server {
             // Downloads still work; uploads will answer 500 until the folder is fixed.
             Err(e) => error!("uploads folder {} is unusable: {e}", upload_dir.display()),
         }
-        let root_dir = File::open(&root)?.into();
+        let root_dir = worker::open_root(&root)?;
         let worker_config = WorkerConfig {
             root,
             root_dir,

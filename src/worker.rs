@@ -131,8 +131,8 @@ impl From<HttpError> for JobError {
 pub struct WorkerConfig {
     /// The canonical document root.
     pub root: PathBuf,
-    /// The root, opened once, for resolving paths beneath it.
-    pub root_dir: OwnedFd,
+    /// The root, opened once for openat2; `None` where the kernel (or a seccomp filter) refuses openat2.
+    pub root_dir: Option<OwnedFd>,
     /// Where uploads are stored.
     pub upload_dir: PathBuf,
     /// Bytes read per chunk.
@@ -384,20 +384,20 @@ impl Worker {
     /// in between a check and the open; it also refuses absolute symlinks. O_NONBLOCK keeps a FIFO from
     /// blocking the worker (reads of regular files ignore it).
     fn open_inside_root(&self, path: &Path) -> Result<File, JobError> {
+        let Some(root_dir) = &self.config.root_dir else {
+            return open_resolved(&self.config.root, path);
+        };
         let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
-        match openat2(
-            &self.config.root_dir,
-            path,
-            flags,
-            Mode::empty(),
-            ResolveFlags::BENEATH,
-        ) {
-            Ok(fd) => Ok(File::from(fd)),
-            Err(Errno::XDEV) => Err(escaped(path)),
-            // Kernels before 5.6 lack openat2.
-            Err(Errno::NOSYS) => open_resolved(&self.config.root, path),
-            Err(e) => Err(io::Error::from(e).into()),
+        // EAGAIN: a rename somewhere on the system raced a lookup through `..`; the kernel asks us to retry.
+        for _ in 0..OPENAT2_RETRIES {
+            match openat2(root_dir, path, flags, Mode::empty(), ResolveFlags::BENEATH) {
+                Ok(fd) => return Ok(File::from(fd)),
+                Err(Errno::XDEV) => return Err(escaped(path)),
+                Err(Errno::AGAIN) => continue,
+                Err(e) => return Err(io::Error::from(e).into()),
+            }
         }
+        open_resolved(&self.config.root, path)
     }
 
     fn save(&self, body: &[u8]) -> Result<Output, JobError> {
@@ -427,6 +427,34 @@ impl Worker {
                 Err(HttpError::Internal.into())
             }
         }
+    }
+}
+
+/// Times openat2 is retried when a concurrent rename makes it answer EAGAIN. 4.
+const OPENAT2_RETRIES: usize = 4;
+
+/// Opens the root for openat2 and checks that openat2 works here: `None` on kernels before 5.6, or where a
+/// seccomp filter refuses it, so the worker falls back to resolving and checking paths itself.
+pub fn open_root(root: &Path) -> io::Result<Option<OwnedFd>> {
+    // O_PATH: searching the root needs only execute permission, not read.
+    let dir = rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    match openat2(
+        &dir,
+        ".",
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::BENEATH,
+    ) {
+        Ok(_) => Ok(Some(dir)),
+        Err(Errno::NOSYS | Errno::PERM) => {
+            warn!("openat2 is unavailable: paths are resolved and checked before opening instead");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -565,7 +593,7 @@ mod tests {
     fn worker_config(dir: &Path) -> WorkerConfig {
         WorkerConfig {
             root: dir.to_path_buf(),
-            root_dir: File::open(dir).unwrap().into(),
+            root_dir: open_root(dir).unwrap(),
             upload_dir: dir.join("uploads"),
             chunk_bytes: 4,
         }

@@ -497,3 +497,11 @@ fn under_a_low_descriptor_limit_clients_past_it_get_503_not_server_errors() {
     assert_eq!(read_response(&mut refused).expect("a 503").status, 503);
     assert!(!server.log().contains("ERROR"), "{}", server.log());
 }
+
+#[test]
+fn a_socket_file_in_the_root_is_404() {
+    let server = TestServer::start(&[]);
+    let _listener = std::os::unix::net::UnixListener::bind(server.root.join("sock.txt")).unwrap();
+    assert_eq!(server.get("/sock.txt").status, 404);
+    assert!(!server.log().contains("ERROR"), "{}", server.log());
+}
