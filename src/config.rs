@@ -35,10 +35,10 @@ pub struct Limits {
     /// Largest accepted upload body. Default 10 MiB; beyond it 413.
     pub max_body_bytes: usize,
     /// Upload bytes held in memory across all connections at once; an upload that would pass it gets 503.
-    /// Default 256 MiB: 25 uploads of the largest size whose length is declared (chunked bodies grow by
-    /// doubling, so they may count up to twice their size). Never less than `max_body_bytes`.
+    /// Bodies hold memory as they arrive (a declared length is never exceeded; a chunked body may hold up to
+    /// twice its size). Default 256 MiB; never less than twice `max_body_bytes`.
     pub max_buffered_body_bytes: usize,
-    /// How long a whole upload body may take to arrive, however steadily it trickles. Default 60 s.
+    /// How long an upload body may take, plus one second per KiB received. Default 60 s.
     pub body_timeout: Duration,
     /// How long a connection may sit between requests, or take to send one. Default 5 s.
     pub idle_timeout: Duration,

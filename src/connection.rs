@@ -2,7 +2,7 @@
 //! hands blocking work to the worker pool, and never touches the poll registry or the slab.
 
 use crate::body::BodyDecoder;
-use crate::budget::UploadBody;
+use crate::budget::{UploadBody, INITIAL_BODY_BYTES};
 use crate::config::Limits;
 use crate::error::HttpError;
 use crate::http::{self, BodyFraming, Method, Persistence, RequestHead, Status};
@@ -35,8 +35,8 @@ enum State {
     Idle,
     /// Part of a head is buffered. EOF: close. Timeout (counted from the first byte): 408, then close.
     ReadingHead,
-    /// Reading an upload body. EOF: close, nothing stored. A stall past the idle timeout, or a body still
-    /// incomplete at `upload.until`: 408.
+    /// Reading an upload body. EOF: close, nothing stored. A stall past the idle timeout, or a body that
+    /// falls behind the minimum rate (`Upload::deadline`): 408.
     ReadingBody { exchange: Exchange, upload: Upload },
     /// A job is with the worker pool: no reads and no deadline until its completion arrives.
     AwaitingWorker { exchange: Exchange },
@@ -77,8 +77,20 @@ enum Next {
 struct Upload {
     decoder: BodyDecoder,
     body: UploadBody,
-    /// The whole body must have arrived by then, however steadily it trickles.
-    until: Instant,
+    /// When the body started; with `body_timeout` and the bytes received, it bounds the whole transfer.
+    started: Instant,
+}
+
+/// The slowest average rate an upload may keep: each KiB received earns one more second beyond
+/// `body_timeout`, as in Apache's mod_reqtimeout. A body must keep up at least this much on average.
+const MIN_BODY_BYTES_PER_SEC: u64 = 1024;
+
+impl Upload {
+    /// When the body times out: after an idle stall, or when it falls behind the minimum rate overall.
+    fn deadline(&self, now: Instant, limits: &Limits) -> Instant {
+        let earned = Duration::from_secs(self.body.bytes.len() as u64 / MIN_BODY_BYTES_PER_SEC);
+        (now + limits.idle_timeout).min(self.started + limits.body_timeout + earned)
+    }
 }
 
 /// One request and its response, for the access log and the keep-alive decision.
@@ -349,9 +361,7 @@ impl Connection {
         let limits = &ctx.limits;
         self.deadline = match &state {
             State::Idle | State::ReadingHead => Some(ctx.now + limits.idle_timeout),
-            State::ReadingBody { upload, .. } => {
-                Some((ctx.now + limits.idle_timeout).min(upload.until))
-            }
+            State::ReadingBody { upload, .. } => Some(upload.deadline(ctx.now, limits)),
             State::Writing { .. } => Some(ctx.now + limits.write_timeout),
             State::Lingering { .. } => Some(ctx.now + LINGER_TIMEOUT),
             State::AwaitingWorker { .. } | State::Closed => None,
@@ -513,12 +523,12 @@ impl Connection {
         mut exchange: Exchange,
         head: &RequestHead,
     ) -> Step {
-        let mut body = UploadBody::new(&ctx.uploads);
         let declared = match head.framing {
-            BodyFraming::Length(len) => usize::try_from(len).unwrap_or(usize::MAX),
-            BodyFraming::None | BodyFraming::Chunked => 0,
+            BodyFraming::Length(len) => Some(len),
+            BodyFraming::None | BodyFraming::Chunked => None,
         };
-        if body.bytes.try_reserve_exact(declared).is_err() || !body.account() {
+        let mut body = UploadBody::new(&ctx.uploads, declared);
+        if !body.make_room(INITIAL_BODY_BYTES) {
             info!(
                 "{}: \"{}\" refused (503): uploads in progress hold all the memory allowed",
                 self.peer, exchange.request_line
@@ -526,11 +536,10 @@ impl Connection {
             exchange.persistence = Persistence::Close;
             return self.respond_error(ctx, exchange, HttpError::Unavailable, None);
         }
-        let until = ctx.now + ctx.limits.body_timeout;
         let upload = Upload {
             decoder: BodyDecoder::new(head.framing),
             body,
-            until,
+            started: ctx.now,
         };
         if head.expect_continue {
             self.write_buf.extend_from_slice(http::CONTINUE);
@@ -567,12 +576,12 @@ impl Connection {
         };
         loop {
             let max_body = ctx.limits.max_body_bytes;
-            let decoded = upload
-                .decoder
-                .decode(&self.read_buf, &mut upload.body.bytes, max_body);
-            let decoded = match decoded {
-                Ok(_) if !upload.body.account() => Err(HttpError::Unavailable),
-                other => other,
+            let decoded = if upload.body.make_room(self.read_buf.len()) {
+                upload
+                    .decoder
+                    .decode(&self.read_buf, &mut upload.body.bytes, max_body)
+            } else {
+                Err(HttpError::Unavailable)
             };
             match decoded {
                 Ok(used) => {
@@ -606,9 +615,7 @@ impl Connection {
                 return Step::Yield;
             }
             match fill(&mut self.socket, &mut self.read_buf) {
-                Fill::Data => {
-                    self.deadline = Some((ctx.now + ctx.limits.idle_timeout).min(upload.until))
-                }
+                Fill::Data => self.deadline = Some(upload.deadline(ctx.now, &ctx.limits)),
                 Fill::Blocked => return Step::Wait,
                 Fill::Eof => {
                     info!("{}: client left mid-body; nothing stored", self.peer);

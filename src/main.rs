@@ -36,7 +36,10 @@ struct Args {
     /// Largest upload body in bytes.
     #[arg(long, default_value_t = 10 * 1024 * 1024)]
     max_body: usize,
-    /// Seconds a whole upload body may take to arrive.
+    /// Upload bytes held in memory across all connections (at least twice --max-body); more gets 503.
+    #[arg(long, default_value_t = 256 * 1024 * 1024)]
+    max_upload_memory: usize,
+    /// Seconds an upload body may take to arrive, plus one per KiB received.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86400))]
     body_timeout: u64,
     /// Most open client connections; more are answered 503.
@@ -79,7 +82,8 @@ fn main() -> ExitCode {
         idle_timeout: Duration::from_secs(args.idle_timeout),
         max_requests: args.max_requests,
         max_body_bytes: args.max_body,
-        max_buffered_body_bytes: defaults.max_buffered_body_bytes.max(args.max_body),
+        // A chunked body's buffer grows by doubling, so one largest body may hold twice its size.
+        max_buffered_body_bytes: args.max_upload_memory.max(args.max_body.saturating_mul(2)),
         body_timeout: Duration::from_secs(args.body_timeout),
         max_connections,
         ..defaults
@@ -131,7 +135,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// Descriptors kept free of connections: the listener, the poller, the waker, logging, and files being read.
+/// Descriptors kept free of connections: the listener, the poller, the waker, logging, upload files. 64.
+/// A download also holds its file open, so many at once can still run out: then new clients wait in the
+/// backlog and file opens answer 503 until descriptors free up.
 const FD_RESERVE: u64 = 64;
 
 /// Raises the soft descriptor limit to the hard one, and lowers `max_connections` to what it allows, so a

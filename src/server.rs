@@ -94,6 +94,8 @@ pub struct Server {
     runnable: Vec<usize>,
     /// Accepting stopped after an error such as running out of descriptors; retried at the next sweep.
     accept_paused: bool,
+    /// An accept error was logged and accepting has not succeeded since.
+    accept_failing: bool,
     next_sweep: Instant,
 }
 
@@ -157,6 +159,7 @@ impl Server {
             closed: Vec::new(),
             runnable: Vec::new(),
             accept_paused: false,
+            accept_failing: false,
             next_sweep: now + TICK,
         })
     }
@@ -225,11 +228,19 @@ impl Server {
                 }
                 // Out of descriptors or memory: retrying at once would spin, so wait for the next sweep.
                 Err(e) => {
-                    error!("accept: {e}; pausing new connections for a moment");
+                    // Retried every sweep while it lasts: log once per episode, not four times a second.
+                    if !self.accept_failing {
+                        error!("accept: {e}; pausing new connections until it succeeds again");
+                        self.accept_failing = true;
+                    }
                     self.accept_paused = true;
                     return;
                 }
             };
+            if self.accept_failing {
+                info!("accepting new connections again");
+                self.accept_failing = false;
+            }
             if self.conns.len() >= self.ctx.limits.max_connections {
                 warn!(
                     "{peer}: refused, {} connections open (the limit)",
