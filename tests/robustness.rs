@@ -356,6 +356,18 @@ fn a_fifo_in_the_root_does_not_block_the_workers() {
     assert_eq!(server.get("/sample.txt").status, 200);
 }
 
+/// Opens `count` connections, each served `request` once and kept open.
+fn hold_connections(server: &TestServer, count: usize, request: &str) -> Vec<TcpStream> {
+    (0..count)
+        .map(|_| {
+            let mut stream = server.connect();
+            stream.write_all(request.as_bytes()).unwrap();
+            assert_eq!(read_response(&mut stream).expect("a response").status, 200);
+            stream
+        })
+        .collect()
+}
+
 #[test]
 fn clients_over_the_connection_limit_get_503_and_the_rest_are_served() {
     let server = TestServer::start(&["--max-connections", "2"]);
@@ -363,14 +375,7 @@ fn clients_over_the_connection_limit_get_503_and_the_rest_are_served() {
         "GET /sample.txt HTTP/1.1\r\nHost: {}\r\n\r\n",
         server.host()
     );
-    let mut held: Vec<TcpStream> = (0..2)
-        .map(|_| {
-            let mut stream = server.connect();
-            stream.write_all(request.as_bytes()).unwrap();
-            assert_eq!(read_response(&mut stream).expect("a response").status, 200);
-            stream
-        })
-        .collect();
+    let mut held = hold_connections(&server, 2, &request);
     let mut third = server.connect();
     third.write_all(request.as_bytes()).unwrap();
     let refused = read_response(&mut third).expect("a 503");
@@ -484,14 +489,7 @@ fn under_a_low_descriptor_limit_clients_past_it_get_503_not_server_errors() {
         "GET /sample.txt HTTP/1.1\r\nHost: {}\r\n\r\n",
         server.host()
     );
-    let _held: Vec<TcpStream> = (0..36)
-        .map(|_| {
-            let mut stream = server.connect();
-            stream.write_all(request.as_bytes()).unwrap();
-            assert_eq!(read_response(&mut stream).expect("a response").status, 200);
-            stream
-        })
-        .collect();
+    let _held = hold_connections(&server, 36, &request);
     let mut refused = server.connect();
     refused.write_all(request.as_bytes()).unwrap();
     assert_eq!(read_response(&mut refused).expect("a 503").status, 503);
