@@ -2,7 +2,7 @@
 //! worker round trip. Workers fill it (the loop still never reads the disk); an entry is served for at most
 //! `FRESH_FOR` after it was read, which bounds how stale a response can be.
 
-use crate::routes::FileKind;
+use crate::mime::FileKind;
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -1,6 +1,6 @@
 //! Request failures as HTTP status codes: every error the server answers is one of these.
 
-use crate::http::Status;
+use crate::status::Status;
 use std::io;
 
 /// A reason to answer a request with an error status instead of what it asked for.

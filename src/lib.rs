@@ -7,8 +7,10 @@ pub mod config;
 mod connection;
 pub mod error;
 pub mod http;
+pub mod mime;
 pub mod routes;
 mod server;
+pub mod status;
 mod worker;
 
 pub use config::{Config, Limits};

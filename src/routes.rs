@@ -3,6 +3,7 @@
 use crate::config::{Config, UPLOAD_DIR};
 use crate::error::{Allow, HttpError};
 use crate::http::{split_authority, BodyFraming, Method, RequestHead};
+use crate::mime::{file_kind, FileKind};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
@@ -21,31 +22,6 @@ pub enum Action {
     /// Read a JSON body and store it in the uploads folder.
     Upload,
 }
-
-/// How a file type is sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileKind {
-    /// Shown by the browser, with this Content-Type.
-    Inline(&'static str),
-    /// Downloaded: `application/octet-stream` with `Content-Disposition: attachment`.
-    Download,
-}
-
-/// The MIME table: extension (lower case) → how it is sent. Images and text are downloads, as the original
-/// server sent them; stylesheets, scripts and icons are inline so that a served site renders.
-const FILE_KINDS: &[(&str, FileKind)] = &[
-    ("html", FileKind::Inline("text/html; charset=utf-8")),
-    ("htm", FileKind::Inline("text/html; charset=utf-8")),
-    ("json", FileKind::Inline("application/json")),
-    ("css", FileKind::Inline("text/css; charset=utf-8")),
-    ("js", FileKind::Inline("text/javascript; charset=utf-8")),
-    ("svg", FileKind::Inline("image/svg+xml")),
-    ("ico", FileKind::Inline("image/x-icon")),
-    ("png", FileKind::Download),
-    ("jpg", FileKind::Download),
-    ("jpeg", FileKind::Download),
-    ("txt", FileKind::Download),
-];
 
 /// The file served for `/` and for any path ending in `/`.
 const INDEX: &str = "index.html";
@@ -114,15 +90,6 @@ fn check_upload(head: &RequestHead, max_body_bytes: usize) -> Result<(), HttpErr
 /// The target without its query.
 fn path_only(target: &str) -> &str {
     target.split(['?', '#']).next().unwrap_or(target)
-}
-
-/// How a file is sent, from its extension.
-pub fn file_kind(path: &std::path::Path) -> Option<FileKind> {
-    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
-    FILE_KINDS
-        .iter()
-        .find(|(e, _)| *e == ext)
-        .map(|&(_, kind)| kind)
 }
 
 /// Maps a request target to a path relative to the root, refusing anything that could leave it.
@@ -295,17 +262,6 @@ mod tests {
         for (target, want) in refused {
             assert_eq!(safe_path(target), Err(want), "{target}");
         }
-    }
-
-    #[test]
-    fn file_kinds_come_from_the_extension() {
-        let html = Some(FileKind::Inline("text/html; charset=utf-8"));
-        assert_eq!(file_kind("a/INDEX.HTML".as_ref()), html);
-        assert_eq!(file_kind("logo.png".as_ref()), Some(FileKind::Download));
-        let css = Some(FileKind::Inline("text/css; charset=utf-8"));
-        assert_eq!(file_kind("site/style.css".as_ref()), css);
-        assert_eq!(file_kind("x.xyz".as_ref()), None);
-        assert_eq!(file_kind("Makefile".as_ref()), None);
     }
 
     fn policy(host: &str, bound: &str, allow: &[&str]) -> HostPolicy {

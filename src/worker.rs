@@ -3,7 +3,7 @@
 
 use crate::budget::UploadBody;
 use crate::error::HttpError;
-use crate::routes::FileKind;
+use crate::mime::FileKind;
 use log::{debug, error, info, warn};
 use mio::Waker;
 use rustix::fs::{openat2, Mode, OFlags, ResolveFlags};
