@@ -2,9 +2,10 @@
 //! worker round trip. Workers fill it (the loop still never reads the disk); an entry is served for at most
 //! `FRESH_FOR` after it was read, which bounds how stale a response can be.
 
-use crate::mime::FileKind;
+use crate::worker::FileMeta;
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 /// Largest file kept. 64 KiB: pages, icons and small images, the bulk of requests to a typical site.
@@ -23,12 +24,10 @@ pub const FRESH_FOR: Duration = Duration::from_secs(1);
 /// A cached file: what a response needs.
 #[derive(Debug)]
 pub struct CachedFile {
-    /// The requested name, for `Content-Disposition`.
-    pub name: String,
-    /// How it is sent.
-    pub kind: FileKind,
-    /// The whole file.
-    pub body: Vec<u8>,
+    /// Its length and type, as the worker found them.
+    pub meta: FileMeta,
+    /// The whole file, shared with the responses that send it.
+    pub body: Rc<[u8]>,
     loaded: Instant,
 }
 
@@ -54,14 +53,7 @@ impl FileCache {
 
     /// Keeps a file a worker read at `read_at`, if it is small enough, there is room, and no newer read of the
     /// same file is already kept (two reads may finish out of order).
-    pub fn insert(
-        &mut self,
-        path: PathBuf,
-        name: String,
-        kind: FileKind,
-        body: Vec<u8>,
-        read_at: Instant,
-    ) {
+    pub fn insert(&mut self, path: PathBuf, meta: FileMeta, body: Rc<[u8]>, read_at: Instant) {
         if body.len() > MAX_FILE_BYTES
             || self
                 .entries
@@ -82,8 +74,7 @@ impl FileCache {
         self.entries.insert(
             path,
             CachedFile {
-                name,
-                kind,
+                meta,
                 body,
                 loaded: read_at,
             },
@@ -115,15 +106,17 @@ impl FileCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mime::FileKind;
+
+    fn meta(len: usize) -> FileMeta {
+        FileMeta {
+            len: len as u64,
+            kind: FileKind::Download,
+        }
+    }
 
     fn insert(cache: &mut FileCache, path: &str, len: usize, now: Instant) {
-        cache.insert(
-            path.into(),
-            path.into(),
-            FileKind::Download,
-            vec![0; len],
-            now,
-        );
+        cache.insert(path.into(), meta(len), vec![0; len].into(), now);
     }
 
     #[test]
@@ -197,22 +190,10 @@ mod tests {
         let mut cache = FileCache::default();
         let t0 = Instant::now();
         let newer = t0 + FRESH_FOR / 2;
-        cache.insert(
-            "a".into(),
-            "a".into(),
-            FileKind::Download,
-            b"new".to_vec(),
-            newer,
-        );
-        cache.insert(
-            "a".into(),
-            "a".into(),
-            FileKind::Download,
-            b"old".to_vec(),
-            t0,
-        );
+        cache.insert("a".into(), meta(3), b"new"[..].into(), newer);
+        cache.insert("a".into(), meta(3), b"old"[..].into(), t0);
         assert_eq!(
-            cache.get(Path::new("a"), newer).map(|f| f.body.as_slice()),
+            cache.get(Path::new("a"), newer).map(|f| &f.body[..]),
             Some(&b"new"[..])
         );
     }

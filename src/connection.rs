@@ -1,25 +1,16 @@
-//! One client connection as an explicit state machine. It reads and writes its socket until `WouldBlock`,
-//! hands blocking work to the worker pool, and never touches the poll registry or the slab.
+//! One client connection as an explicit state machine. It reads and writes its transport until `WouldBlock`,
+//! carries out what `exchange` decides, and never touches the poll registry, the slab or a file.
 
-use crate::body::BodyDecoder;
-use crate::budget::{UploadBody, INITIAL_BODY_BYTES};
-use crate::config::Limits;
+use crate::context::Context;
 use crate::error::HttpError;
-use crate::http::{self, BodyFraming, Method, Persistence, RequestHead};
-use crate::mime::FileKind;
-use crate::routes::{self, Action};
-use crate::server::Context;
-use crate::status::Status;
+use crate::exchange::{self, Decision, Exchange, Origin, Resumption, Upload};
+use crate::http::{self, Persistence, RequestHead};
+use crate::response::{self, Response};
+use crate::transport::{self, Filled, Transport, READ_CHUNK};
 use crate::worker::{ConnId, FileCursor, Job, JobError, Output, Task};
 use log::{debug, info, trace};
-use mio::net::TcpStream;
-use std::io::{self, Read, Write};
-use std::net::{IpAddr, Shutdown, SocketAddr};
-use std::path::PathBuf;
+use std::io;
 use std::time::{Duration, Instant};
-
-/// Bytes asked of the socket per read. 8 KiB: a typical head fits in one read.
-const READ_CHUNK: usize = 8 * 1024;
 
 /// Reads one connection may make per turn before the loop serves the others; it gets another turn right after.
 /// 16 (up to 128 KiB), so one fast sender can't starve everyone else.
@@ -75,58 +66,6 @@ enum Next {
     Chunk(FileCursor),
 }
 
-/// An upload body on its way in.
-struct Upload {
-    decoder: BodyDecoder,
-    body: UploadBody,
-    /// When the body started; with `body_timeout` and the bytes received, it bounds the whole transfer.
-    started: Instant,
-}
-
-/// The slowest average rate an upload may keep: each KiB received earns one more second beyond
-/// `body_timeout`, as in Apache's mod_reqtimeout. A body must keep up at least this much on average.
-const MIN_BODY_BYTES_PER_SEC: u64 = 1024;
-
-impl Upload {
-    /// When the body times out: after an idle stall, or when it falls behind the minimum rate overall.
-    fn deadline(&self, now: Instant, limits: &Limits) -> Instant {
-        let earned = Duration::from_secs(self.body.bytes.len() as u64 / MIN_BODY_BYTES_PER_SEC);
-        (now + limits.idle_timeout).min(self.started + limits.body_timeout + earned)
-    }
-}
-
-/// One request and its response, for the access log and the keep-alive decision.
-struct Exchange {
-    /// `METHOD target HTTP/1.x`, or `-` when the head could not be parsed.
-    request_line: String,
-    /// HEAD: send the head only.
-    head_only: bool,
-    /// Decided once per request; errors that break framing downgrade it to `Close`.
-    persistence: Persistence,
-    /// The status of the final response head once it is queued; 0 before.
-    status: u16,
-    /// Response bytes written so far.
-    sent: u64,
-}
-
-impl Exchange {
-    /// Whether the final response head has been queued: after that, an error can only close the connection.
-    fn head_sent(&self) -> bool {
-        self.status != 0
-    }
-
-    /// An exchange for a head that could not be parsed: it always ends the connection.
-    fn unparsed() -> Exchange {
-        Exchange {
-            request_line: "-".into(),
-            head_only: false,
-            persistence: Persistence::Close,
-            status: 0,
-            sent: 0,
-        }
-    }
-}
-
 /// Whether the state machine can make progress now, or must wait for readiness or a worker.
 #[derive(PartialEq, Eq)]
 enum Step {
@@ -136,22 +75,11 @@ enum Step {
     Yield,
 }
 
-/// The result of one read from the socket.
-enum Fill {
-    Data,
-    Blocked,
-    Eof,
-    Failed(io::Error),
-}
-
-/// A client connection.
-pub struct Connection {
+/// A client connection over a transport.
+pub struct Connection<T> {
     /// Slab key and accept serial; completions carry it back.
     pub id: ConnId,
-    socket: TcpStream,
-    peer: SocketAddr,
-    /// The address the client reached us on, for Host checks when bound to 0.0.0.0.
-    local_ip: IpAddr,
+    transport: T,
     state: State,
     /// Received bytes not yet consumed; may hold the next pipelined request.
     read_buf: Vec<u8>,
@@ -171,34 +99,28 @@ pub struct Connection {
     pub queued: bool,
 }
 
-impl Connection {
+impl<T: Transport> Connection<T> {
     /// A freshly accepted connection, idle.
-    pub fn new(id: ConnId, socket: TcpStream, peer: SocketAddr, ctx: &Context) -> Connection {
-        let local_ip = socket
-            .local_addr()
-            .map(|a| a.ip())
-            .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    pub fn new(id: ConnId, transport: T, ctx: &Context) -> Connection<T> {
         Connection {
             id,
-            socket,
-            peer,
-            local_ip,
+            transport,
             state: State::Idle,
             read_buf: Vec::new(),
             scanned: 0,
             write_buf: Vec::new(),
             written: 0,
             served: 0,
-            deadline: Some(ctx.now + ctx.limits.idle_timeout),
+            deadline: Some(ctx.now + ctx.limits().idle_timeout),
             reads_left: READS_PER_TURN,
             yielded: false,
             queued: false,
         }
     }
 
-    /// The socket, for (de)registration by the server.
-    pub fn socket(&mut self) -> &mut TcpStream {
-        &mut self.socket
+    /// The transport, for (de)registration by the server.
+    pub fn transport_mut(&mut self) -> &mut T {
+        &mut self.transport
     }
 
     /// Whether the last turn stopped at its read limit rather than at `WouldBlock`: the server must call
@@ -212,12 +134,12 @@ impl Connection {
         matches!(self.state, State::Closed)
     }
 
-    /// Readiness changed (or the last turn yielded): make the progress the socket allows. Edges are not
+    /// Readiness changed (or the last turn yielded): make the progress the transport allows. Edges are not
     /// tracked; each state tries its I/O until `WouldBlock` or the end of its turn, which is what
     /// edge-triggered readiness requires.
     pub fn on_ready(&mut self, ctx: &mut Context, failed: bool) {
         if failed {
-            debug!("{}: socket error, closing", self.peer);
+            debug!("{}: socket error, closing", self.transport.peer());
             self.transition(State::Closed, ctx);
             return;
         }
@@ -226,65 +148,26 @@ impl Connection {
 
     /// A worker finished this connection's job.
     pub fn on_completion(&mut self, ctx: &mut Context, result: Result<Output, JobError>) {
-        let State::AwaitingWorker { .. } = self.state else {
+        if !matches!(self.state, State::AwaitingWorker { .. }) {
             debug!(
                 "{}: dropping a completion it no longer waits for",
-                self.peer
+                self.transport.peer()
             );
             return;
-        };
-        let State::AwaitingWorker { mut exchange } =
-            std::mem::replace(&mut self.state, State::Closed)
+        }
+        let State::AwaitingWorker { exchange } = std::mem::replace(&mut self.state, State::Closed)
         else {
             unreachable!("checked above")
         };
-        let step = match result {
-            Ok(Output::Opened {
-                path,
-                name,
-                read_at,
-                len,
-                kind,
-                chunk,
-                rest,
-            }) => {
-                exchange.status = Status::OK.code;
-                let persistence = exchange.persistence;
-                write_file_head(
-                    &mut self.write_buf,
-                    &ctx.date,
-                    persistence,
-                    &name,
-                    kind,
-                    len,
-                );
-                self.write_buf.extend_from_slice(&chunk);
-                if rest.is_none() && !exchange.head_only {
-                    ctx.cache.insert(path, name, kind, chunk, read_at);
-                }
-                self.start_writing(ctx, exchange, rest)
-            }
-            Ok(Output::Chunk { bytes, rest }) => {
+        let step = match exchange::resume(&exchange, result, self.transport.peer(), ctx) {
+            Resumption::Respond(response) => self.respond(ctx, exchange, response),
+            Resumption::Stream { bytes, rest } => {
                 self.write_buf = bytes;
-                self.start_writing(ctx, exchange, rest)
+                let next = rest.map_or(Next::Done, Next::Chunk);
+                self.transition(State::Writing { exchange, next }, ctx);
+                Step::Continue
             }
-            Ok(Output::Saved { name }) => {
-                exchange.status = Status::CREATED.code;
-                write_created(&mut self.write_buf, &ctx.date, exchange.persistence, &name);
-                self.start_writing(ctx, exchange, None)
-            }
-            // The head is already out: the promised length can't be met, so the only honest signal is to close.
-            Err(_) if exchange.head_sent() => {
-                info!(
-                    "{}: \"{}\" aborted mid-response",
-                    self.peer, exchange.request_line
-                );
-                self.transition(State::Closed, ctx);
-                Step::Wait
-            }
-            Err(JobError { error, detail }) => {
-                self.respond_error(ctx, exchange, error, detail.as_deref())
-            }
+            Resumption::Abort => self.close(ctx),
         };
         if step == Step::Continue {
             self.advance(ctx);
@@ -296,45 +179,43 @@ impl Connection {
         if self.deadline.is_none_or(|deadline| deadline > ctx.now) {
             return;
         }
+        let peer = self.transport.peer();
         match std::mem::replace(&mut self.state, State::Closed) {
             State::Idle => {
-                info!("{}: idle timeout, closing", self.peer);
-                self.transition(State::Closed, ctx);
+                info!("{peer}: idle timeout, closing");
+                self.close(ctx);
             }
             State::ReadingHead => {
-                info!("{}: request head not received in time", self.peer);
-                self.respond_error(ctx, Exchange::unparsed(), HttpError::RequestTimeout, None);
+                info!("{peer}: request head not received in time");
+                self.respond_error(ctx, Exchange::unparsed(), HttpError::RequestTimeout);
                 self.advance(ctx);
             }
             State::ReadingBody { mut exchange, .. } => {
-                exchange.persistence = Persistence::Close;
                 info!(
-                    "{}: \"{}\" body not received in time",
-                    self.peer, exchange.request_line
+                    "{peer}: \"{}\" body not received in time",
+                    exchange.request_line
                 );
-                self.respond_error(ctx, exchange, HttpError::RequestTimeout, None);
+                exchange.persistence = Persistence::Close;
+                self.respond_error(ctx, exchange, HttpError::RequestTimeout);
                 self.advance(ctx);
             }
             State::Writing { exchange, .. } => {
                 info!(
-                    "{}: \"{}\" client stopped reading, dropping it",
-                    self.peer, exchange.request_line
+                    "{peer}: \"{}\" client stopped reading, dropping it",
+                    exchange.request_line
                 );
-                self.transition(State::Closed, ctx);
+                self.close(ctx);
             }
             State::Lingering { .. } => {
-                debug!(
-                    "{}: client did not close after our close; closing anyway",
-                    self.peer
-                );
-                self.transition(State::Closed, ctx);
+                debug!("{peer}: client did not close after our close; closing anyway");
+                self.close(ctx);
             }
             // These states have no deadline (the early return above): put the state back untouched.
             state @ (State::AwaitingWorker { .. } | State::Closed) => self.state = state,
         }
     }
 
-    /// Runs state handlers until one has to wait for the socket or a worker, or the turn ends.
+    /// Runs state handlers until one has to wait for the transport or a worker, or the turn ends.
     fn advance(&mut self, ctx: &mut Context) {
         self.reads_left = READS_PER_TURN;
         self.yielded = false;
@@ -360,7 +241,7 @@ impl Connection {
     /// The one place the state changes; it also sets the deadline the new state lives under.
     fn transition(&mut self, state: State, ctx: &Context) {
         trace!("{:?}: {} -> {}", self.id, self.state.name(), state.name());
-        let limits = &ctx.limits;
+        let limits = ctx.limits();
         self.deadline = match &state {
             State::Idle | State::ReadingHead => Some(ctx.now + limits.idle_timeout),
             State::ReadingBody { upload, .. } => Some(upload.deadline(ctx.now, limits)),
@@ -387,21 +268,18 @@ impl Connection {
                 self.scanned = 0;
             }
             let unscanned = &self.read_buf[self.scanned..];
-            if unscanned.contains(&b'\n') || self.read_buf.len() > ctx.limits.max_head_bytes {
-                match http::parse_head(&self.read_buf, &ctx.limits) {
+            if unscanned.contains(&b'\n') || self.read_buf.len() > ctx.limits().max_head_bytes {
+                match http::parse_head(&self.read_buf, ctx.limits()) {
                     Ok(Some((head, len))) => {
                         self.read_buf.drain(..len);
                         self.scanned = 0;
-                        return self.start_exchange(ctx, head);
+                        return self.start(ctx, head);
                     }
                     Ok(None) => self.scanned = self.read_buf.len(),
                     Err(err) => {
-                        info!(
-                            "{}: malformed request head: {}",
-                            self.peer,
-                            err.status().code
-                        );
-                        return self.respond_error(ctx, Exchange::unparsed(), err, None);
+                        let peer = self.transport.peer();
+                        info!("{peer}: malformed request head: {}", err.status().code);
+                        return self.respond_error(ctx, Exchange::unparsed(), err);
                     }
                 }
             }
@@ -411,163 +289,45 @@ impl Connection {
             if !take_read(&mut self.reads_left) {
                 return Step::Yield;
             }
-            match fill(&mut self.socket, &mut self.read_buf) {
-                Fill::Data => {}
-                Fill::Blocked => return Step::Wait,
-                Fill::Eof => {
+            match transport::fill(&mut self.transport, &mut self.read_buf) {
+                Filled::Data => {}
+                Filled::Blocked => return Step::Wait,
+                Filled::Eof => {
                     if !self.read_buf.is_empty() {
-                        debug!("{}: client closed mid-head", self.peer);
+                        debug!("{}: client closed mid-head", self.transport.peer());
                     }
-                    self.transition(State::Closed, ctx);
-                    return Step::Wait;
+                    return self.close(ctx);
                 }
-                Fill::Failed(e) => return self.fail(ctx, e),
+                Filled::Failed(e) => return self.fail(ctx, e),
             }
         }
     }
 
-    /// A complete head arrived: check it, route it, and start the response or the body.
-    fn start_exchange(&mut self, ctx: &mut Context, head: RequestHead) -> Step {
+    /// A complete head arrived: `exchange` decides, and the decision is carried out here.
+    fn start(&mut self, ctx: &mut Context, head: RequestHead) -> Step {
         self.served += 1;
-        let request_line = format!(
-            "{} {} HTTP/1.{}",
-            head.method.as_str(),
-            head.target,
-            head.minor_version
-        );
-        let mut exchange = Exchange {
-            request_line,
-            head_only: head.method == Method::Head,
-            persistence: self.persistence(&head, &ctx.limits),
-            status: 0,
-            sent: 0,
+        let origin = Origin {
+            peer: self.transport.peer(),
+            local_ip: self.transport.local_ip(),
+            served: self.served,
         };
-        debug!("{}: request \"{}\"", self.peer, exchange.request_line);
-        let action = self.route(ctx, &head, &exchange.request_line);
-        let body_unread = head.framing.has_body() && action != Ok(Action::Upload);
-        if body_unread {
-            // Where the next request starts is unknown.
-            exchange.persistence = Persistence::Close;
-        }
-        match action {
-            Err(err) => self.respond_error(ctx, exchange, err, None),
-            Ok(Action::File { path, kind }) => self.start_file(ctx, exchange, path, kind),
-            Ok(Action::Upload) => self.start_upload(ctx, exchange, &head),
-        }
-    }
-
-    /// Checks Host, then routes; every refusal is logged here with its reason.
-    fn route(&self, ctx: &Context, head: &RequestHead, line: &str) -> Result<Action, HttpError> {
-        let peer = self.peer;
-        if let Err(err) = ctx
-            .hosts
-            .check(head.host.as_deref(), head.minor_version, self.local_ip)
-        {
-            let host = &head.host;
-            info!(
-                "{peer}: \"{line}\" refused ({}): Host {host:?} does not name this server",
-                err.status().code
-            );
-            return Err(err);
-        }
-        routes::route(head, ctx.limits.max_body_bytes).inspect_err(|&err| {
-            let reason = routes::refusal_reason(err);
-            info!(
-                "{peer}: \"{line}\" refused ({}): {reason}",
-                err.status().code
-            );
-        })
-    }
-
-    /// Answers from the cache when it holds a fresh copy; otherwise a worker opens the file.
-    fn start_file(
-        &mut self,
-        ctx: &mut Context,
-        mut exchange: Exchange,
-        path: PathBuf,
-        kind: Option<FileKind>,
-    ) -> Step {
-        let Some(file) = ctx.cache.get(&path, ctx.now) else {
-            let task = Task::Open {
-                path,
-                kind,
-                head_only: exchange.head_only,
-            };
-            return self.submit(ctx, exchange, task);
-        };
-        debug!(
-            "{}: serving {} from memory ({} bytes)",
-            self.peer,
-            path.display(),
-            file.body.len()
-        );
-        exchange.status = Status::OK.code;
-        let (persistence, len) = (exchange.persistence, file.body.len() as u64);
-        write_file_head(
-            &mut self.write_buf,
-            &ctx.date,
-            persistence,
-            &file.name,
-            file.kind,
-            len,
-        );
-        if !exchange.head_only {
-            self.write_buf.extend_from_slice(&file.body);
-        }
-        self.start_writing(ctx, exchange, None)
-    }
-
-    /// Reserves memory for the body (all of it, when its length is known) before asking for it with
-    /// `100 Continue`, so a refusal comes before the client sends anything.
-    fn start_upload(
-        &mut self,
-        ctx: &mut Context,
-        mut exchange: Exchange,
-        head: &RequestHead,
-    ) -> Step {
-        let declared = match head.framing {
-            BodyFraming::Length(len) => Some(len),
-            BodyFraming::None | BodyFraming::Chunked => None,
-        };
-        let mut body = UploadBody::new(&ctx.uploads, declared);
-        if !body.make_room(INITIAL_BODY_BYTES) {
-            info!(
-                "{}: \"{}\" refused (503): uploads in progress hold all the memory allowed",
-                self.peer, exchange.request_line
-            );
-            exchange.persistence = Persistence::Close;
-            return self.respond_error(ctx, exchange, HttpError::Unavailable, None);
-        }
-        let upload = Upload {
-            decoder: BodyDecoder::new(head.framing),
-            body,
-            started: ctx.now,
-        };
-        if head.expect_continue {
-            self.write_buf.extend_from_slice(http::CONTINUE);
-            self.transition(
-                State::Writing {
-                    exchange,
-                    next: Next::Body(upload),
-                },
-                ctx,
-            );
-        } else {
-            self.transition(State::ReadingBody { exchange, upload }, ctx);
-        }
-        Step::Continue
-    }
-
-    /// Keep-alive is decided here, once per request (RFC 9112 §9.3); errors that break framing may still
-    /// downgrade it to `Close`.
-    fn persistence(&self, head: &RequestHead, limits: &Limits) -> Persistence {
-        if head.wants_keep_alive() && self.served < limits.max_requests {
-            Persistence::KeepAlive {
-                timeout_secs: limits.idle_timeout.as_secs(),
-                remaining: limits.max_requests - self.served,
+        let (exchange, decision) = exchange::begin(head, origin, ctx);
+        match decision {
+            Decision::Respond(response) => self.respond(ctx, exchange, response),
+            Decision::Submit(task) => self.submit(ctx, exchange, task),
+            Decision::ReadBody {
+                upload,
+                expect_continue: true,
+            } => {
+                self.write_buf.extend_from_slice(http::CONTINUE);
+                let next = Next::Body(upload);
+                self.transition(State::Writing { exchange, next }, ctx);
+                Step::Continue
             }
-        } else {
-            Persistence::Close
+            Decision::ReadBody { upload, .. } => {
+                self.transition(State::ReadingBody { exchange, upload }, ctx);
+                Step::Continue
+            }
         }
     }
 
@@ -577,8 +337,8 @@ impl Connection {
             unreachable!("read_body outside ReadingBody");
         };
         loop {
-            let max_body = ctx.limits.max_body_bytes;
             let decoded = if upload.body.make_room(self.read_buf.len()) {
+                let max_body = ctx.shared.limits.max_body_bytes;
                 upload
                     .decoder
                     .decode(&self.read_buf, &mut upload.body.bytes, max_body)
@@ -593,38 +353,36 @@ impl Connection {
                     let State::ReadingBody { mut exchange, .. } =
                         std::mem::replace(&mut self.state, State::Closed)
                     else {
-                        unreachable!()
+                        unreachable!("checked on entry")
                     };
-                    info!(
-                        "{}: \"{}\" body refused: {}",
-                        self.peer,
-                        exchange.request_line,
-                        err.status().code
-                    );
+                    let (peer, code) = (self.transport.peer(), err.status().code);
+                    info!("{peer}: \"{}\" body refused: {code}", exchange.request_line);
                     exchange.persistence = Persistence::Close;
-                    return self.respond_error(ctx, exchange, err, None);
+                    return self.respond_error(ctx, exchange, err);
                 }
             }
             if upload.decoder.is_done() {
                 let State::ReadingBody { exchange, upload } =
                     std::mem::replace(&mut self.state, State::Closed)
                 else {
-                    unreachable!()
+                    unreachable!("checked on entry")
                 };
                 return self.submit(ctx, exchange, Task::Save { body: upload.body });
             }
             if !take_read(&mut self.reads_left) {
                 return Step::Yield;
             }
-            match fill(&mut self.socket, &mut self.read_buf) {
-                Fill::Data => self.deadline = Some(upload.deadline(ctx.now, &ctx.limits)),
-                Fill::Blocked => return Step::Wait,
-                Fill::Eof => {
-                    info!("{}: client left mid-body; nothing stored", self.peer);
-                    self.transition(State::Closed, ctx);
-                    return Step::Wait;
+            match transport::fill(&mut self.transport, &mut self.read_buf) {
+                Filled::Data => self.deadline = Some(upload.deadline(ctx.now, ctx.limits())),
+                Filled::Blocked => return Step::Wait,
+                Filled::Eof => {
+                    info!(
+                        "{}: client left mid-body; nothing stored",
+                        self.transport.peer()
+                    );
+                    return self.close(ctx);
                 }
-                Fill::Failed(e) => return self.fail(ctx, e),
+                Filled::Failed(e) => return self.fail(ctx, e),
             }
         }
     }
@@ -634,87 +392,72 @@ impl Connection {
         let job = Job {
             conn: self.id,
             task,
+            reply: ctx.reply.clone(),
         };
-        match ctx.pool.submit(job, ctx.now) {
+        match ctx.shared.pool.submit(job, ctx.now) {
             Ok(()) => {
                 self.transition(State::AwaitingWorker { exchange }, ctx);
                 Step::Wait
             }
             Err(err) if exchange.head_sent() => {
+                let (peer, code) = (self.transport.peer(), err.status().code);
                 info!(
-                    "{}: \"{}\" aborted mid-response: {}",
-                    self.peer,
-                    exchange.request_line,
-                    err.status().code
+                    "{peer}: \"{}\" aborted mid-response: {code}",
+                    exchange.request_line
                 );
-                self.transition(State::Closed, ctx);
-                Step::Wait
+                self.close(ctx)
             }
-            Err(err) => self.respond_error(ctx, exchange, err, None),
+            Err(err) => self.respond_error(ctx, exchange, err),
         }
     }
 
-    /// Queues the one error reply every failure goes through.
-    fn respond_error(
-        &mut self,
-        ctx: &Context,
-        mut exchange: Exchange,
-        err: HttpError,
-        detail: Option<&str>,
-    ) -> Step {
-        exchange.status = err.status().code;
-        http::write_error(
-            &mut self.write_buf,
-            err,
-            detail,
-            &ctx.date,
-            exchange.persistence,
-            exchange.head_only,
-        );
-        self.transition(
-            State::Writing {
-                exchange,
-                next: Next::Done,
-            },
-            ctx,
-        );
-        Step::Continue
+    /// Every failure is answered through here.
+    fn respond_error(&mut self, ctx: &Context, exchange: Exchange, err: HttpError) -> Step {
+        self.respond(ctx, exchange, response::error(err, None))
     }
 
-    fn start_writing(
-        &mut self,
-        ctx: &Context,
-        exchange: Exchange,
-        rest: Option<FileCursor>,
-    ) -> Step {
+    /// Queues a final response; what remains of a file body streams through the workers afterwards.
+    fn respond(&mut self, ctx: &Context, mut exchange: Exchange, response: Response) -> Step {
+        exchange.status = response.status.code;
+        let rest = response.encode(
+            &mut self.write_buf,
+            &ctx.date,
+            exchange.persistence,
+            &exchange.method,
+        );
         let next = rest.map_or(Next::Done, Next::Chunk);
         self.transition(State::Writing { exchange, next }, ctx);
         Step::Continue
     }
 
-    /// `Writing`: flush `write_buf`, then move on to what follows.
+    /// `Writing`: flush `write_buf` and the transport, then move on to what follows.
     fn write(&mut self, ctx: &mut Context) -> Step {
         let State::Writing { exchange, .. } = &mut self.state else {
             unreachable!("write outside Writing");
         };
         while self.written < self.write_buf.len() {
-            match self.socket.write(&self.write_buf[self.written..]) {
+            match self.transport.write(&self.write_buf[self.written..]) {
                 Ok(0) => return self.fail(ctx, io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     self.written += n;
                     exchange.sent += n as u64;
-                    self.deadline = Some(ctx.now + ctx.limits.write_timeout);
+                    self.deadline = Some(ctx.now + ctx.limits().write_timeout);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Wait,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return self.fail(ctx, e),
             }
         }
+        match self.transport.flush() {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Wait,
+            Err(e) => return self.fail(ctx, e),
+        }
         self.write_buf.clear();
         self.written = 0;
         let State::Writing { exchange, next } = std::mem::replace(&mut self.state, State::Closed)
         else {
-            unreachable!()
+            unreachable!("checked on entry")
         };
         match next {
             Next::Done => self.finish_exchange(ctx, exchange),
@@ -728,13 +471,8 @@ impl Connection {
 
     /// The response is out: log it, then keep the connection for the next request or close it.
     fn finish_exchange(&mut self, ctx: &mut Context, exchange: Exchange) -> Step {
-        let keep_alive = exchange.persistence.keeps_alive();
-        let then = if keep_alive { "keep-alive" } else { "close" };
-        info!(
-            "{} \"{}\" {} {} {then}",
-            self.peer, exchange.request_line, exchange.status, exchange.sent
-        );
-        if keep_alive {
+        exchange.log_done(self.transport.peer());
+        if exchange.persistence.keeps_alive() {
             // Idle connections hold no buffers, so tens of thousands of them stay cheap.
             if self.read_buf.is_empty() {
                 self.read_buf = Vec::new();
@@ -742,7 +480,7 @@ impl Connection {
             self.write_buf = Vec::new();
             self.transition(State::Idle, ctx);
         } else {
-            let _ = self.socket.shutdown(Shutdown::Write);
+            self.transport.shutdown_write();
             self.read_buf = Vec::new();
             self.transition(State::Lingering { discarded: 0 }, ctx);
         }
@@ -759,21 +497,22 @@ impl Connection {
             if !take_read(&mut self.reads_left) {
                 return Step::Yield;
             }
-            match self.socket.read(&mut scratch) {
+            match self.transport.read(&mut scratch) {
                 Ok(n) if n > 0 && *discarded + n <= LINGER_MAX_BYTES => *discarded += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Wait,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                _ => {
-                    self.transition(State::Closed, ctx);
-                    return Step::Wait;
-                }
+                _ => return self.close(ctx),
             }
         }
     }
 
     /// A socket error: the client is gone. Not the server's fault, so only `debug`.
     fn fail(&mut self, ctx: &Context, err: io::Error) -> Step {
-        debug!("{}: connection error: {err}", self.peer);
+        debug!("{}: connection error: {err}", self.transport.peer());
+        self.close(ctx)
+    }
+
+    fn close(&mut self, ctx: &Context) -> Step {
         self.transition(State::Closed, ctx);
         Step::Wait
     }
@@ -784,92 +523,4 @@ fn take_read(reads_left: &mut u32) -> bool {
     let left = *reads_left > 0;
     *reads_left = reads_left.saturating_sub(1);
     left
-}
-
-/// One read from the socket, appended to `buf`. It reads into the stack first, so a connection that is
-/// woken with nothing to read never grows a heap buffer: idle connections stay a few hundred bytes each.
-fn fill(socket: &mut TcpStream, buf: &mut Vec<u8>) -> Fill {
-    let mut scratch = [0u8; READ_CHUNK];
-    loop {
-        return match socket.read(&mut scratch) {
-            Ok(0) => Fill::Eof,
-            Ok(n) => {
-                buf.extend_from_slice(&scratch[..n]);
-                Fill::Data
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Fill::Blocked,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => Fill::Failed(e),
-        };
-    }
-}
-
-/// The head of a 200 response carrying a file.
-fn write_file_head(
-    out: &mut Vec<u8>,
-    date: &str,
-    persistence: Persistence,
-    name: &str,
-    kind: FileKind,
-    len: u64,
-) {
-    let disposition;
-    let fields: &[(&str, &str)] = match kind {
-        FileKind::Inline(content_type) => &[("Content-Type", content_type)],
-        FileKind::Download => {
-            disposition = format!("attachment; filename=\"{}\"", quoted_filename(name));
-            &[
-                ("Content-Type", "application/octet-stream"),
-                ("Content-Disposition", &disposition),
-            ]
-        }
-    };
-    http::write_head(out, Status::OK, date, fields, len, persistence);
-}
-
-/// The 201 answer to a stored upload, worded as the original server's.
-fn write_created(out: &mut Vec<u8>, date: &str, persistence: Persistence, name: &str) {
-    let url = routes::upload_url(name);
-    let quoted = serde_json::Value::from(url.as_str());
-    let body = format!(
-        "{{\"status\": \"success\", \"message\": \"File created successfully\", \"filepath\": {quoted}}}"
-    );
-    let fields = [
-        ("Content-Type", "application/json"),
-        ("Location", url.as_str()),
-    ];
-    http::write_head(
-        out,
-        Status::CREATED,
-        date,
-        &fields,
-        body.len() as u64,
-        persistence,
-    );
-    out.extend_from_slice(body.as_bytes());
-}
-
-/// A file name safe inside a quoted `filename="..."` parameter: printable ASCII without quotes or backslashes.
-fn quoted_filename(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn filenames_are_made_safe_for_quoting() {
-        assert_eq!(quoted_filename("my photo.jpg"), "my photo.jpg");
-        assert_eq!(quoted_filename("a\"b\\c\r\n.txt"), "a_b_c__.txt");
-        assert_eq!(quoted_filename("café.txt"), "caf_.txt");
-    }
 }

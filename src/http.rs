@@ -3,6 +3,8 @@
 use crate::config::Limits;
 use crate::error::HttpError;
 use crate::status::Status;
+use std::borrow::Cow;
+use std::io::Write;
 
 /// Most header fields accepted in one request; more gets 431.
 pub const MAX_HEADERS: usize = 64;
@@ -293,80 +295,48 @@ impl Persistence {
     }
 }
 
+/// One response header field: a fixed name and a value that is usually fixed too.
+pub type Field = (&'static str, Cow<'static, str>);
+
 /// Appends a response head: status line, `Date`, `Server`, the given fields, `Content-Length` and the
 /// connection fields, then the blank line.
 pub fn write_head(
     out: &mut Vec<u8>,
     status: Status,
     date: &str,
-    fields: &[(&str, &str)],
+    fields: &[Field],
     content_length: u64,
     persistence: Persistence,
 ) {
-    let mut head = String::with_capacity(256);
-    head.push_str("HTTP/1.1 ");
-    head.push_str(&status.code.to_string());
-    head.push(' ');
-    head.push_str(status.reason);
-    head.push_str("\r\nDate: ");
-    head.push_str(date);
-    head.push_str("\r\nServer: ");
-    head.push_str(SERVER_NAME);
-    for (name, value) in fields {
-        head.push_str("\r\n");
-        head.push_str(name);
-        head.push_str(": ");
-        head.push_str(value);
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "HTTP/1.1 {} {}\r\n", status.code, status.reason);
+    for (name, value) in [("Date", date), ("Server", SERVER_NAME)]
+        .into_iter()
+        .chain(fields.iter().map(|(n, v)| (*n, v.as_ref())))
+    {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
-    head.push_str("\r\nContent-Length: ");
-    head.push_str(&content_length.to_string());
+    let _ = write!(out, "Content-Length: {content_length}\r\n");
     match persistence {
         Persistence::KeepAlive {
             timeout_secs,
             remaining,
         } => {
-            head.push_str("\r\nConnection: keep-alive\r\nKeep-Alive: timeout=");
-            head.push_str(&timeout_secs.to_string());
-            head.push_str(", max=");
-            head.push_str(&remaining.to_string());
+            let _ = write!(
+                out,
+                "Connection: keep-alive\r\nKeep-Alive: timeout={timeout_secs}, max={remaining}\r\n"
+            );
         }
-        Persistence::Close => head.push_str("\r\nConnection: close"),
+        Persistence::Close => out.extend_from_slice(b"Connection: close\r\n"),
     }
-    head.push_str("\r\n\r\n");
-    out.extend_from_slice(head.as_bytes());
+    out.extend_from_slice(b"\r\n");
 }
 
 /// The interim response to `Expect: 100-continue`.
 pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
-
-/// Appends a complete error response with a small JSON body naming the status and, optionally, why.
-pub fn write_error(
-    out: &mut Vec<u8>,
-    err: HttpError,
-    detail: Option<&str>,
-    date: &str,
-    persistence: Persistence,
-    head_only: bool,
-) {
-    let status = err.status();
-    let mut body = serde_json::json!({ "status": status.code, "error": status.reason });
-    if let Some(detail) = detail {
-        body["message"] = detail.into();
-    }
-    let mut body = body.to_string().into_bytes();
-    body.push(b'\n');
-    let mut fields = vec![("Content-Type", "application/json")];
-    if let HttpError::MethodNotAllowed(allow) = err {
-        fields.push(("Allow", allow.header_value()));
-    }
-    if err == HttpError::Unavailable {
-        fields.push(("Retry-After", "1"));
-    }
-    write_head(out, status, date, &fields, body.len() as u64, persistence);
-    if !head_only {
-        out.extend_from_slice(&body);
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -593,7 +563,7 @@ mod tests {
             &mut out,
             Status::OK,
             "Sun, 29 Nov 2026 12:00:00 GMT",
-            &[("Content-Type", "text/plain")],
+            &[("Content-Type", "text/plain".into())],
             3,
             keep,
         );
@@ -603,20 +573,5 @@ mod tests {
         );
         assert!(text.contains("\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n"));
         assert!(text.ends_with("Connection: keep-alive\r\nKeep-Alive: timeout=5, max=99\r\n\r\n"));
-    }
-
-    #[test]
-    fn error_response_has_a_json_body_and_allow() {
-        let mut out = Vec::new();
-        let err = HttpError::MethodNotAllowed(crate::error::Allow::GetHead);
-        write_error(&mut out, err, None, "d", Persistence::Close, false);
-        let text = String::from_utf8(out).unwrap();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap();
-        assert!(head.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"));
-        assert!(head.contains("\r\nAllow: GET, HEAD\r\n"));
-        assert!(head.contains(&format!("\r\nContent-Length: {}\r\n", body.len())));
-        assert!(head.ends_with("Connection: close"));
-        let json: serde_json::Value = serde_json::from_str(body).unwrap();
-        assert_eq!(json["status"], 405);
     }
 }

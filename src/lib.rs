@@ -5,12 +5,16 @@ mod budget;
 mod cache;
 pub mod config;
 mod connection;
+mod context;
 pub mod error;
+mod exchange;
 pub mod http;
 pub mod mime;
+mod response;
 pub mod routes;
 mod server;
 pub mod status;
+mod transport;
 mod worker;
 
 pub use config::{Config, Limits};

@@ -2,21 +2,24 @@
 //! the waker the worker pool uses to hand back completions.
 
 use crate::budget::BodyBudget;
-use crate::cache::FileCache;
-use crate::config::{Config, Limits};
+use crate::config::Config;
 use crate::connection::Connection;
-use crate::http;
+use crate::context::{Context, Shared};
+use crate::error::HttpError;
+use crate::http::{Method, Persistence};
+use crate::response;
 use crate::routes::HostPolicy;
-use crate::worker::{self, Completion, ConnId, WorkerConfig, WorkerPool};
+use crate::transport::Plain;
+use crate::worker::{self, Completion, ConnId, Reply, WorkerConfig, WorkerPool};
 use log::{debug, error, info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr};
+use std::io;
+use std::net::SocketAddr;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 // Slab keys are the tokens of client sockets; the fixed tokens sit at the top of the range.
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -27,39 +30,6 @@ const TICK: Duration = Duration::from_millis(250);
 
 /// Readiness events handled per `poll` call. 1024.
 const EVENTS_CAPACITY: usize = 1024;
-
-/// What connections need from the server while they run: limits, policies, the pool and the time.
-pub struct Context {
-    /// The configured limits.
-    pub limits: Limits,
-    /// Which Host values name us.
-    pub hosts: HostPolicy,
-    /// Where blocking work goes.
-    pub pool: WorkerPool,
-    /// Small files recently read, served without a worker round trip.
-    pub cache: FileCache,
-    /// Memory held by upload bodies, across connections and workers.
-    pub uploads: Arc<BodyBudget>,
-    /// The time, cached once per loop pass.
-    pub now: Instant,
-    /// The `Date` header value, refreshed when the second changes.
-    pub date: String,
-    date_second: u64,
-}
-
-impl Context {
-    fn tick(&mut self) {
-        self.now = Instant::now();
-        let wall = SystemTime::now();
-        let second = wall
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        if second != self.date_second {
-            self.date_second = second;
-            self.date = httpdate::fmt_http_date(wall);
-        }
-    }
-}
 
 /// Why the server could not start.
 #[derive(Debug)]
@@ -83,7 +53,7 @@ impl std::fmt::Display for StartError {
 pub struct Server {
     poll: Poll,
     listener: TcpListener,
-    conns: Slab<Connection>,
+    conns: Slab<Connection<Plain>>,
     completions: Receiver<Completion>,
     ctx: Context,
     /// Serial for the next accepted connection, so stale completions can be told apart.
@@ -129,26 +99,16 @@ impl Server {
             upload_dir,
             chunk_bytes: config.limits.file_chunk_bytes,
         };
-        let (pool, completions) = WorkerPool::new(
-            config.workers,
-            config.limits.max_queued_jobs,
-            worker_config,
-            waker,
-        )?;
-        let hosts = HostPolicy::new(&config, listener.local_addr()?);
-        let now = Instant::now();
-        let max_buffered_body_bytes = config.limits.max_buffered_body_bytes;
-        let mut ctx = Context {
-            limits: config.limits,
-            hosts,
+        let pool = WorkerPool::new(config.workers, config.limits.max_queued_jobs, worker_config)?;
+        let shared = Shared {
+            hosts: HostPolicy::new(&config, listener.local_addr()?),
+            uploads: BodyBudget::new(config.limits.max_buffered_body_bytes),
             pool,
-            cache: FileCache::default(),
-            uploads: BodyBudget::new(max_buffered_body_bytes),
-            now,
-            date: String::new(),
-            date_second: 0,
+            limits: config.limits,
         };
-        ctx.tick();
+        let (reply, completions) = Reply::channel(waker);
+        let ctx = Context::new(Arc::new(shared), reply);
+        let now = ctx.now;
         Ok(Server {
             poll,
             listener,
@@ -241,39 +201,46 @@ impl Server {
                 info!("accepting new connections again");
                 self.accept_failing = false;
             }
-            if self.conns.len() >= self.ctx.limits.max_connections {
+            if self.conns.len() >= self.ctx.limits().max_connections {
                 warn!(
                     "{peer}: refused, {} connections open (the limit)",
                     self.conns.len()
                 );
-                refuse(socket, &self.ctx.date);
+                Plain::new(socket, peer).refuse(&self.unavailable());
                 continue;
             }
             self.register(socket, peer);
         }
     }
 
-    fn register(&mut self, mut socket: TcpStream, peer: SocketAddr) {
+    /// The 503 a client over the connection limit gets.
+    fn unavailable(&self) -> Vec<u8> {
+        let mut reply = Vec::new();
+        let response = response::error(HttpError::Unavailable, None);
+        response.encode(&mut reply, &self.ctx.date, Persistence::Close, &Method::Get);
+        reply
+    }
+
+    fn register(&mut self, socket: TcpStream, peer: SocketAddr) {
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         let interest = Interest::READABLE | Interest::WRITABLE;
+        let mut transport = Plain::new(socket, peer);
         if let Err(e) = self
             .poll
             .registry()
-            .register(&mut socket, Token(key), interest)
+            .register(&mut transport, Token(key), interest)
         {
             error!("{peer}: cannot register socket: {e}");
             return;
         }
-        // Responses go out in one write per buffer; waiting for more data to coalesce only adds latency.
-        let _ = socket.set_nodelay(true);
         self.next_serial += 1;
         let id = ConnId {
             key,
             serial: self.next_serial,
         };
         info!("{peer}: new connection");
-        entry.insert(Connection::new(id, socket, peer, &self.ctx));
+        entry.insert(Connection::new(id, transport, &self.ctx));
     }
 
     fn drive(&mut self, key: usize, failed: bool) {
@@ -300,7 +267,7 @@ impl Server {
                 ),
             }
         }
-        self.ctx.pool.report(self.ctx.now);
+        self.ctx.shared.pool.report(self.ctx.now);
     }
 
     fn sweep(&mut self) {
@@ -335,31 +302,8 @@ impl Server {
         for key in self.closed.drain(..) {
             if self.conns.get(key).is_some_and(Connection::is_closed) {
                 let mut conn = self.conns.remove(key);
-                let _ = self.poll.registry().deregister(conn.socket());
+                let _ = self.poll.registry().deregister(conn.transport_mut());
             }
         }
     }
-}
-
-/// Best-effort 503 to a client over the connection limit. What it already sent is read first, so that
-/// closing does not reset the connection and destroy the reply.
-fn refuse(mut socket: TcpStream, date: &str) {
-    let mut reply = Vec::new();
-    let unavailable = crate::error::HttpError::Unavailable;
-    http::write_error(
-        &mut reply,
-        unavailable,
-        None,
-        date,
-        http::Persistence::Close,
-        false,
-    );
-    let mut scratch = [0u8; 4096];
-    for _ in 0..4 {
-        if !matches!(socket.read(&mut scratch), Ok(n) if n > 0) {
-            break;
-        }
-    }
-    let _ = socket.write(&reply);
-    let _ = socket.shutdown(Shutdown::Write);
 }

@@ -15,7 +15,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -37,6 +37,8 @@ pub struct Job {
     pub conn: ConnId,
     /// What to do.
     pub task: Task,
+    /// Where the completion goes: the event loop that owns the connection.
+    pub reply: Reply,
 }
 
 /// The blocking operations the loop hands off.
@@ -46,7 +48,6 @@ pub enum Task {
     Open {
         path: PathBuf,
         kind: Option<FileKind>,
-        head_only: bool,
     },
     /// Read the next chunk of a file being sent.
     Read { file: FileCursor },
@@ -61,6 +62,38 @@ pub struct FileCursor {
     remaining: u64,
 }
 
+impl FileCursor {
+    /// A cursor over the next `remaining` bytes of `file`.
+    #[cfg(test)]
+    pub fn new(file: File, remaining: u64) -> FileCursor {
+        FileCursor { file, remaining }
+    }
+}
+
+/// What a response needs to know about a file, whether it comes from a worker or from the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileMeta {
+    /// Its length in bytes: the Content-Length of a full response.
+    pub len: u64,
+    /// How it is sent.
+    pub kind: FileKind,
+}
+
+/// A file a worker opened: what it is, its first chunk, and the rest if any.
+#[derive(Debug)]
+pub struct OpenedFile {
+    /// The path asked for, relative to the root.
+    pub path: PathBuf,
+    /// Its length and type.
+    pub meta: FileMeta,
+    /// When the file was read, so a cached copy's age counts from here, not from delivery.
+    pub read_at: Instant,
+    /// Up to one chunk from the start.
+    pub first: Vec<u8>,
+    /// The rest, when the first chunk is not the whole file.
+    pub rest: Option<FileCursor>,
+}
+
 /// A finished job's result.
 #[derive(Debug)]
 pub struct Completion {
@@ -73,18 +106,8 @@ pub struct Completion {
 /// What a successful job produced.
 #[derive(Debug)]
 pub enum Output {
-    /// A file was opened: the path and name asked for, its length, how to send it, its first chunk, and the
-    /// rest if any.
-    Opened {
-        path: PathBuf,
-        name: String,
-        /// When the file was read, so a cached copy's age counts from here, not from delivery.
-        read_at: Instant,
-        len: u64,
-        kind: FileKind,
-        chunk: Vec<u8>,
-        rest: Option<FileCursor>,
-    },
+    /// A file was opened.
+    Opened(OpenedFile),
     /// The next chunk of a file, and the rest if any.
     Chunk {
         bytes: Vec<u8>,
@@ -92,6 +115,31 @@ pub enum Output {
     },
     /// An upload was stored under `name` in the uploads folder.
     Saved { name: String },
+}
+
+/// The way back to one event loop: its completion channel and the waker that makes it look.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    done: Sender<Completion>,
+    waker: Arc<Waker>,
+}
+
+impl Reply {
+    /// A channel to the loop that `waker` wakes; the loop reads completions from the receiver.
+    pub fn channel(waker: Arc<Waker>) -> (Reply, Receiver<Completion>) {
+        let (done, completions) = mpsc::channel();
+        (Reply { done, waker }, completions)
+    }
+
+    /// Hands a completion back. Wakes coalesce, so the loop drains the channel on each wake.
+    fn send(&self, completion: Completion) {
+        // The loop is gone only at exit, when nobody waits for the result.
+        if self.done.send(completion).is_ok() {
+            if let Err(e) = self.waker.wake() {
+                error!("worker: cannot wake the event loop: {e}");
+            }
+        }
+    }
 }
 
 /// A failed job: the status to answer with, and a reason the client may see.
@@ -150,11 +198,11 @@ pub struct WorkerPool {
     threads: Vec<JoinHandle<()>>,
     stats: Arc<PoolStats>,
     /// Whether we last saw every worker busy with jobs waiting.
-    saturated: bool,
+    saturated: AtomicBool,
     /// When a warning was last logged: overload must not flood the log.
-    last_warning: Option<Instant>,
+    last_warning: Mutex<Option<Instant>>,
     /// Requests answered 503 since the last warning.
-    refused: u64,
+    refused: AtomicU64,
 }
 
 /// Least time between two pool warnings. 1 s.
@@ -168,16 +216,9 @@ struct PoolStats {
 }
 
 impl WorkerPool {
-    /// Starts `size` workers that admit new work while fewer than `capacity` jobs wait. Completions arrive on
-    /// the returned receiver, and each one is followed by a wake of `waker`.
-    pub fn new(
-        size: usize,
-        capacity: usize,
-        config: WorkerConfig,
-        waker: Arc<Waker>,
-    ) -> io::Result<(WorkerPool, Receiver<Completion>)> {
+    /// Starts `size` workers that admit new work while fewer than `capacity` jobs wait.
+    pub fn new(size: usize, capacity: usize, config: WorkerConfig) -> io::Result<WorkerPool> {
         let (job_tx, job_rx) = mpsc::channel::<Job>();
-        let (done_tx, done_rx) = mpsc::channel();
         let job_rx = Arc::new(Mutex::new(job_rx));
         let config = Arc::new(config);
         let stats = Arc::new(PoolStats::default());
@@ -185,8 +226,6 @@ impl WorkerPool {
         for n in 0..size {
             let worker = Worker {
                 jobs: Arc::clone(&job_rx),
-                done: done_tx.clone(),
-                waker: Arc::clone(&waker),
                 config: Arc::clone(&config),
                 stats: Arc::clone(&stats),
             };
@@ -196,31 +235,29 @@ impl WorkerPool {
                     .spawn(move || worker.run())?,
             );
         }
-        let pool = WorkerPool {
+        Ok(WorkerPool {
             jobs: Some(job_tx),
             capacity,
             threads,
             stats,
-            saturated: false,
-            last_warning: None,
-            refused: 0,
-        };
-        Ok((pool, done_rx))
+            saturated: AtomicBool::new(false),
+            last_warning: Mutex::new(None),
+            refused: AtomicU64::new(0),
+        })
     }
 
     /// Queues a job without blocking; the loop must never wait. New work beyond the capacity is refused
     /// with `Unavailable` (503).
-    pub fn submit(&mut self, job: Job, now: Instant) -> Result<(), HttpError> {
+    pub fn submit(&self, job: Job, now: Instant) -> Result<(), HttpError> {
         let continues_a_response = matches!(job.task, Task::Read { .. });
         if !continues_a_response && self.stats.queued.load(Ordering::SeqCst) >= self.capacity {
-            self.refused += 1;
+            self.refused.fetch_add(1, Ordering::SeqCst);
             if self.may_warn(now) {
                 warn!(
                     "worker pool: queue full ({}); {} request(s) answered 503",
                     self.status(),
-                    self.refused
+                    self.refused.swap(0, Ordering::SeqCst)
                 );
-                self.refused = 0;
             }
             return Err(HttpError::Unavailable);
         }
@@ -236,35 +273,36 @@ impl WorkerPool {
     }
 
     /// Logs the pool status, and a warning when it becomes saturated (every worker busy, jobs waiting).
-    pub fn report(&mut self, now: Instant) {
+    pub fn report(&self, now: Instant) {
         let queued = self.stats.queued.load(Ordering::SeqCst);
         let busy = self.stats.busy.load(Ordering::SeqCst);
         let saturated = queued > 0 && busy >= self.threads.len();
-        if saturated && !self.saturated && self.may_warn(now) {
+        let was_saturated = self.saturated.swap(saturated, Ordering::SeqCst);
+        if saturated && !was_saturated && self.may_warn(now) {
             warn!(
                 "worker pool saturated: {}; jobs are queueing",
                 self.status()
             );
-        } else if self.refused > 0 && self.may_warn(now) {
+        } else if self.refused.load(Ordering::SeqCst) > 0 && self.may_warn(now) {
             // 503s counted while warnings were rate-limited would otherwise go unreported.
             warn!(
                 "worker pool: {} request(s) answered 503 ({})",
-                self.refused,
+                self.refused.swap(0, Ordering::SeqCst),
                 self.status()
             );
-            self.refused = 0;
         } else {
             debug!("worker pool: {}", self.status());
         }
-        self.saturated = saturated;
     }
 
-    fn may_warn(&mut self, now: Instant) -> bool {
-        let due = self
-            .last_warning
-            .is_none_or(|last| now.duration_since(last) >= WARNING_INTERVAL);
+    fn may_warn(&self, now: Instant) -> bool {
+        let mut last = match self.last_warning.lock() {
+            Ok(last) => last,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let due = last.is_none_or(|at| now.duration_since(at) >= WARNING_INTERVAL);
         if due {
-            self.last_warning = Some(now);
+            *last = Some(now);
         }
         due
     }
@@ -288,8 +326,6 @@ impl Drop for WorkerPool {
 
 struct Worker {
     jobs: Arc<Mutex<Receiver<Job>>>,
-    done: Sender<Completion>,
-    waker: Arc<Waker>,
     config: Arc<WorkerConfig>,
     stats: Arc<PoolStats>,
 }
@@ -302,39 +338,25 @@ impl Worker {
                 Ok(jobs) => jobs.recv(),
                 Err(poisoned) => poisoned.into_inner().recv(),
             };
-            let Ok(job) = job else { return };
+            let Ok(Job { conn, task, reply }) = job else {
+                return;
+            };
             self.stats.queued.fetch_sub(1, Ordering::SeqCst);
             self.stats.busy.fetch_add(1, Ordering::SeqCst);
             // A bug in one job must not leave its connection waiting forever or shrink the pool.
-            let result = panic::catch_unwind(AssertUnwindSafe(|| self.perform(job.task)))
+            let result = panic::catch_unwind(AssertUnwindSafe(|| self.perform(task)))
                 .unwrap_or_else(|_| {
                     error!("worker: a job panicked");
                     Err(HttpError::Internal.into())
                 });
             self.stats.busy.fetch_sub(1, Ordering::SeqCst);
-            if self
-                .done
-                .send(Completion {
-                    conn: job.conn,
-                    result,
-                })
-                .is_err()
-            {
-                return;
-            }
-            if let Err(e) = self.waker.wake() {
-                error!("worker: cannot wake the event loop: {e}");
-            }
+            reply.send(Completion { conn, result });
         }
     }
 
     fn perform(&self, task: Task) -> Result<Output, JobError> {
         match task {
-            Task::Open {
-                path,
-                kind,
-                head_only,
-            } => self.open(&path, kind, head_only),
+            Task::Open { path, kind } => self.open(path, kind).map(Output::Opened),
             Task::Read { file } => {
                 let (bytes, rest) = read_chunk(file, self.config.chunk_bytes)?;
                 Ok(Output::Chunk { bytes, rest })
@@ -343,37 +365,29 @@ impl Worker {
         }
     }
 
-    fn open(
-        &self,
-        path: &Path,
-        kind: Option<FileKind>,
-        head_only: bool,
-    ) -> Result<Output, JobError> {
+    fn open(&self, path: PathBuf, kind: Option<FileKind>) -> Result<OpenedFile, JobError> {
         let read_at = Instant::now();
-        let file = self.open_inside_root(path)?;
-        let meta = file.metadata()?;
-        if !meta.is_file() {
+        let file = self.open_inside_root(&path)?;
+        let stat = file.metadata()?;
+        if !stat.is_file() {
             return Err(HttpError::NotFound.into());
         }
         let kind = kind.ok_or(HttpError::UnsupportedMediaType)?;
-        let len = meta.len();
-        debug!("serving {} ({len} bytes)", path.display());
+        let meta = FileMeta {
+            len: stat.len(),
+            kind,
+        };
+        debug!("serving {} ({} bytes)", path.display(), meta.len);
         let cursor = FileCursor {
             file,
-            remaining: if head_only { 0 } else { len },
+            remaining: meta.len,
         };
-        let (chunk, rest) = read_chunk(cursor, self.config.chunk_bytes)?;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        Ok(Output::Opened {
-            path: path.to_path_buf(),
-            name,
+        let (first, rest) = read_chunk(cursor, self.config.chunk_bytes)?;
+        Ok(OpenedFile {
+            path,
+            meta,
             read_at,
-            len,
-            kind,
-            chunk,
+            first,
             rest,
         })
     }
@@ -607,12 +621,8 @@ mod tests {
         fs::write(root.join("inside.txt"), b"inside").unwrap();
         std::os::unix::fs::symlink(outside.join("secret.txt"), root.join("out.txt")).unwrap();
         std::os::unix::fs::symlink("inside.txt", root.join("alias.txt")).unwrap();
-        let (tx, _rx) = mpsc::channel();
-        let poll = mio::Poll::new().unwrap();
         let worker = Worker {
             jobs: Arc::new(Mutex::new(mpsc::channel().1)),
-            done: tx,
-            waker: Arc::new(Waker::new(poll.registry(), mio::Token(0)).unwrap()),
             config: Arc::new(worker_config(&root)),
             stats: Arc::default(),
         };
@@ -639,33 +649,25 @@ mod tests {
         fs::write(dir.join("f.txt"), b"0123456789").unwrap();
         let poll = mio::Poll::new().unwrap();
         let waker = Arc::new(Waker::new(poll.registry(), mio::Token(0)).unwrap());
-        let config = worker_config(&dir);
-        let (mut pool, done) = WorkerPool::new(1, 0, config, waker).unwrap();
+        let (reply, done) = Reply::channel(waker);
+        let pool = WorkerPool::new(1, 0, worker_config(&dir)).unwrap();
         let conn = ConnId { key: 0, serial: 1 };
         let open = Task::Open {
             path: "f.txt".into(),
             kind: Some(FileKind::Download),
-            head_only: false,
         };
         let now = Instant::now();
-        assert_eq!(
-            pool.submit(Job { conn, task: open }, now),
-            Err(HttpError::Unavailable)
-        );
+        let job = |task| Job {
+            conn,
+            task,
+            reply: reply.clone(),
+        };
+        assert_eq!(pool.submit(job(open), now), Err(HttpError::Unavailable));
         let file = FileCursor {
             file: File::open(dir.join("f.txt")).unwrap(),
             remaining: 10,
         };
-        assert_eq!(
-            pool.submit(
-                Job {
-                    conn,
-                    task: Task::Read { file }
-                },
-                now
-            ),
-            Ok(())
-        );
+        assert_eq!(pool.submit(job(Task::Read { file }), now), Ok(()));
         let completion = done.recv_timeout(Duration::from_secs(5)).unwrap();
         assert!(
             matches!(completion.result, Ok(Output::Chunk { ref bytes, .. }) if bytes == b"0123")

@@ -1,0 +1,108 @@
+//! What connections need while they run, split in two: `Shared`, fixed at startup and shared by every event
+//! loop, and `Context`, owned by one loop (its clock, its cache, its way back from the workers).
+
+use crate::budget::BodyBudget;
+use crate::cache::FileCache;
+use crate::config::Limits;
+use crate::routes::HostPolicy;
+use crate::worker::{Reply, WorkerPool};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+/// Immutable server-wide state (the counters inside are atomic).
+pub struct Shared {
+    /// The configured limits.
+    pub limits: Limits,
+    /// Which Host values name us.
+    pub hosts: HostPolicy,
+    /// Memory held by upload bodies, across connections and workers.
+    pub uploads: Arc<BodyBudget>,
+    /// Where blocking work goes.
+    pub pool: WorkerPool,
+}
+
+/// One event loop's state.
+pub struct Context {
+    /// The server-wide part.
+    pub shared: Arc<Shared>,
+    /// The time, cached once per loop pass.
+    pub now: Instant,
+    /// The `Date` header value, refreshed when the second changes.
+    pub date: String,
+    date_second: u64,
+    /// Small files recently read, served without a worker round trip.
+    pub cache: FileCache,
+    /// How workers hand completions back to this loop.
+    pub reply: Reply,
+}
+
+impl Context {
+    /// A loop's context over `shared`, with its clock read now.
+    pub fn new(shared: Arc<Shared>, reply: Reply) -> Context {
+        let mut ctx = Context {
+            shared,
+            now: Instant::now(),
+            date: String::new(),
+            date_second: 0,
+            cache: FileCache::default(),
+            reply,
+        };
+        ctx.tick();
+        ctx
+    }
+
+    /// The configured limits.
+    pub fn limits(&self) -> &Limits {
+        &self.shared.limits
+    }
+
+    /// Reads the clock: once per loop pass, so every deadline in a pass agrees.
+    pub fn tick(&mut self) {
+        self.now = Instant::now();
+        let wall = SystemTime::now();
+        let second = wall
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if second != self.date_second {
+            self.date_second = second;
+            self.date = httpdate::fmt_http_date(wall);
+        }
+    }
+}
+
+#[cfg(test)]
+pub mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::worker::WorkerConfig;
+
+    /// A loop context for unit tests: a server named `localhost` on 127.0.0.1:8080, and a pool without
+    /// threads, so submitted jobs wait until a test delivers their completion by hand.
+    pub fn test_context(limits: Limits) -> Context {
+        let config = Config {
+            addr: "127.0.0.1:8080".parse().expect("an address"),
+            host_name: "localhost".into(),
+            root: ".".into(),
+            workers: 0,
+            allowed_hosts: Vec::new(),
+            limits,
+        };
+        let workers = WorkerConfig {
+            root: config.root.clone(),
+            root_dir: None,
+            upload_dir: config.root.clone(),
+            chunk_bytes: config.limits.file_chunk_bytes,
+        };
+        let pool = WorkerPool::new(0, config.limits.max_queued_jobs, workers).expect("a pool");
+        let poll = mio::Poll::new().expect("a poller");
+        let waker = mio::Waker::new(poll.registry(), mio::Token(0)).expect("a waker");
+        let (reply, _completions) = Reply::channel(Arc::new(waker));
+        let shared = Shared {
+            hosts: HostPolicy::new(&config, config.addr),
+            uploads: BodyBudget::new(config.limits.max_buffered_body_bytes),
+            pool,
+            limits: config.limits,
+        };
+        Context::new(Arc::new(shared), reply)
+    }
+}

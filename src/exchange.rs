@@ -1,0 +1,466 @@
+//! Request handling: a parsed head becomes a decision (respond now, hand a job to the workers, or read a
+//! body), and a finished job becomes the response. The connection carries the decisions out; nothing here
+//! touches a socket or a file. The exchange record kept here is what the access log reports.
+
+use crate::body::BodyDecoder;
+use crate::budget::{UploadBody, INITIAL_BODY_BYTES};
+use crate::config::Limits;
+use crate::context::Context;
+use crate::error::HttpError;
+use crate::http::{BodyFraming, Method, Persistence, RequestHead};
+use crate::response::{self, Body, Response};
+use crate::routes::{self, Action};
+use crate::worker::{FileCursor, JobError, OpenedFile, Output, Task};
+use log::{debug, info};
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// One request and its response, for the access log and the keep-alive decision.
+#[derive(Debug)]
+pub struct Exchange {
+    /// `METHOD target HTTP/1.x`, or `-` when the head could not be parsed.
+    pub request_line: String,
+    /// The method, which decides whether a body is sent.
+    pub method: Method,
+    /// Decided once per request; errors that break framing downgrade it to `Close`.
+    pub persistence: Persistence,
+    /// The status of the final response head once it is queued; 0 before.
+    pub status: u16,
+    /// Response bytes written so far.
+    pub sent: u64,
+}
+
+impl Exchange {
+    /// An exchange for a head that could not be parsed: it always ends the connection.
+    pub fn unparsed() -> Exchange {
+        Exchange {
+            request_line: "-".into(),
+            method: Method::Get,
+            persistence: Persistence::Close,
+            status: 0,
+            sent: 0,
+        }
+    }
+
+    /// Whether the final response head has been queued: after that, an error can only close the connection.
+    pub fn head_sent(&self) -> bool {
+        self.status != 0
+    }
+
+    /// The access line, once the response is out.
+    pub fn log_done(&self, peer: SocketAddr) {
+        let then = if self.persistence.keeps_alive() {
+            "keep-alive"
+        } else {
+            "close"
+        };
+        info!(
+            "{peer} \"{}\" {} {} {then}",
+            self.request_line, self.status, self.sent
+        );
+    }
+}
+
+/// An upload body on its way in.
+#[derive(Debug)]
+pub struct Upload {
+    /// Where the decoder is within the framing.
+    pub decoder: BodyDecoder,
+    /// The bytes so far, counted against the upload budget.
+    pub body: UploadBody,
+    /// When the body started; with `body_timeout` and the bytes received, it bounds the whole transfer.
+    pub started: Instant,
+}
+
+/// The slowest average rate an upload may keep: each KiB received earns one more second beyond
+/// `body_timeout`, as in Apache's mod_reqtimeout.
+const MIN_BODY_BYTES_PER_SEC: u64 = 1024;
+
+impl Upload {
+    /// When the body times out: after an idle stall, or when it falls behind the minimum rate overall.
+    pub fn deadline(&self, now: Instant, limits: &Limits) -> Instant {
+        let earned = Duration::from_secs(self.body.bytes.len() as u64 / MIN_BODY_BYTES_PER_SEC);
+        (now + limits.idle_timeout).min(self.started + limits.body_timeout + earned)
+    }
+}
+
+/// What the connection does next for a request.
+#[derive(Debug)]
+pub enum Decision {
+    /// Send this response.
+    Respond(Response),
+    /// Hand this job to the workers and wait for its completion.
+    Submit(Task),
+    /// Read the body first, after `100 Continue` when the client asked for it.
+    ReadBody {
+        upload: Upload,
+        expect_continue: bool,
+    },
+}
+
+/// What a finished job means for the exchange that waits for it.
+#[derive(Debug)]
+pub enum Resumption {
+    /// Send this response.
+    Respond(Response),
+    /// The next chunk of a file being sent, and the rest if any.
+    Stream {
+        bytes: Vec<u8>,
+        rest: Option<FileCursor>,
+    },
+    /// The head is already out and the body can't be finished: only closing tells the client.
+    Abort,
+}
+
+/// Where the request came from, for Host checks, keep-alive and the log.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin {
+    /// The client.
+    pub peer: SocketAddr,
+    /// The address it reached us on.
+    pub local_ip: IpAddr,
+    /// Requests started on this connection, this one included.
+    pub served: u32,
+}
+
+/// A complete head arrived: check it, route it, and decide what happens.
+pub fn begin(head: RequestHead, origin: Origin, ctx: &Context) -> (Exchange, Decision) {
+    let request_line = format!(
+        "{} {} HTTP/1.{}",
+        head.method.as_str(),
+        head.target,
+        head.minor_version
+    );
+    debug!("{}: request \"{request_line}\"", origin.peer);
+    let action = route(&head, origin, &request_line, ctx);
+    let mut persistence = persistence(&head, origin.served, ctx.limits());
+    if head.framing.has_body() && action != Ok(Action::Upload) {
+        // The body won't be read, so where the next request starts is unknown.
+        persistence = Persistence::Close;
+    }
+    let mut exchange = Exchange {
+        request_line,
+        method: head.method.clone(),
+        persistence,
+        status: 0,
+        sent: 0,
+    };
+    let decision = match action {
+        Err(err) => Decision::Respond(response::error(err, None)),
+        Ok(Action::File { path, kind }) => match ctx.cache.get(&path, ctx.now) {
+            Some(file) => {
+                debug!(
+                    "{}: serving {} from memory ({} bytes)",
+                    origin.peer,
+                    path.display(),
+                    file.body.len()
+                );
+                Decision::Respond(response::file(
+                    &path,
+                    &file.meta,
+                    Body::Shared(Rc::clone(&file.body)),
+                ))
+            }
+            None => Decision::Submit(Task::Open { path, kind }),
+        },
+        Ok(Action::Upload) => start_upload(&head, &mut exchange, origin.peer, ctx),
+    };
+    (exchange, decision)
+}
+
+/// Keep-alive is decided here, once per request (RFC 9112 §9.3); errors that break framing may still
+/// downgrade it to `Close`.
+fn persistence(head: &RequestHead, served: u32, limits: &Limits) -> Persistence {
+    if head.wants_keep_alive() && served < limits.max_requests {
+        Persistence::KeepAlive {
+            timeout_secs: limits.idle_timeout.as_secs(),
+            remaining: limits.max_requests - served,
+        }
+    } else {
+        Persistence::Close
+    }
+}
+
+/// Checks Host, then routes; every refusal is logged here with its reason.
+fn route(
+    head: &RequestHead,
+    origin: Origin,
+    line: &str,
+    ctx: &Context,
+) -> Result<Action, HttpError> {
+    let peer = origin.peer;
+    let shared = &ctx.shared;
+    if let Err(err) = shared
+        .hosts
+        .check(head.host.as_deref(), head.minor_version, origin.local_ip)
+    {
+        let host = head.host.as_deref().unwrap_or("(none)");
+        info!(
+            "{peer}: \"{line}\" refused ({}): Host {host:?} does not name this server",
+            err.status().code
+        );
+        return Err(err);
+    }
+    routes::route(head, shared.limits.max_body_bytes).inspect_err(|&err| {
+        let reason = routes::refusal_reason(err);
+        info!(
+            "{peer}: \"{line}\" refused ({}): {reason}",
+            err.status().code
+        );
+    })
+}
+
+/// Reserves memory for the body (all of it, when its length is known) before asking for it with
+/// `100 Continue`, so a refusal comes before the client sends anything.
+fn start_upload(
+    head: &RequestHead,
+    exchange: &mut Exchange,
+    peer: SocketAddr,
+    ctx: &Context,
+) -> Decision {
+    let declared = match head.framing {
+        BodyFraming::Length(len) => Some(len),
+        BodyFraming::None | BodyFraming::Chunked => None,
+    };
+    let mut body = UploadBody::new(&ctx.shared.uploads, declared);
+    if !body.make_room(INITIAL_BODY_BYTES) {
+        info!(
+            "{peer}: \"{}\" refused (503): uploads in progress hold all the memory allowed",
+            exchange.request_line
+        );
+        exchange.persistence = Persistence::Close;
+        return Decision::Respond(response::error(HttpError::Unavailable, None));
+    }
+    Decision::ReadBody {
+        upload: Upload {
+            decoder: BodyDecoder::new(head.framing),
+            body,
+            started: ctx.now,
+        },
+        expect_continue: head.expect_continue,
+    }
+}
+
+/// A worker finished the job this exchange waited for.
+pub fn resume(
+    exchange: &Exchange,
+    result: Result<Output, JobError>,
+    peer: SocketAddr,
+    ctx: &mut Context,
+) -> Resumption {
+    match result {
+        Ok(Output::Opened(file)) => Resumption::Respond(opened(file, ctx)),
+        Ok(Output::Chunk { bytes, rest }) => Resumption::Stream { bytes, rest },
+        Ok(Output::Saved { name }) => Resumption::Respond(response::created(&name)),
+        Err(_) if exchange.head_sent() => {
+            info!("{peer}: \"{}\" aborted mid-response", exchange.request_line);
+            Resumption::Abort
+        }
+        Err(JobError { error, detail }) => {
+            Resumption::Respond(response::error(error, detail.as_deref()))
+        }
+    }
+}
+
+/// The response to a file a worker opened; a file read whole is kept in the cache for the next requests.
+fn opened(file: OpenedFile, ctx: &mut Context) -> Response {
+    let OpenedFile {
+        path,
+        meta,
+        read_at,
+        first,
+        rest,
+    } = file;
+    let body = if rest.is_none() {
+        let whole: Rc<[u8]> = first.into();
+        ctx.cache
+            .insert(path.clone(), meta, Rc::clone(&whole), read_at);
+        Body::Shared(whole)
+    } else {
+        Body::File {
+            len: meta.len,
+            first,
+            rest,
+        }
+    };
+    response::file(&path, &meta, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::tests::test_context;
+    use crate::mime::FileKind;
+    use crate::status::Status;
+    use crate::worker::FileMeta;
+
+    fn head(raw: &str) -> RequestHead {
+        match crate::http::parse_head(raw.as_bytes(), &Limits::default()) {
+            Ok(Some((head, _))) => head,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn origin(served: u32) -> Origin {
+        Origin {
+            peer: "127.0.0.1:40000".parse().unwrap(),
+            local_ip: "127.0.0.1".parse().unwrap(),
+            served,
+        }
+    }
+
+    /// The decision for one request, in a few words.
+    fn decide(raw: &str, served: u32, ctx: &Context) -> (String, Persistence) {
+        let (exchange, decision) = begin(head(raw), origin(served), ctx);
+        let what = match decision {
+            Decision::Respond(r) => format!("respond {}", r.status.code),
+            Decision::Submit(Task::Open { path, .. }) => format!("open {}", path.display()),
+            Decision::Submit(other) => format!("submit {other:?}"),
+            Decision::ReadBody {
+                expect_continue, ..
+            } => format!("read body, continue: {expect_continue}"),
+        };
+        (what, exchange.persistence)
+    }
+
+    #[test]
+    fn requests_become_decisions() {
+        let ctx = test_context(Limits::default());
+        let host = "Host: localhost\r\n";
+        let keep = |remaining| Persistence::KeepAlive {
+            timeout_secs: 5,
+            remaining,
+        };
+        let json = "Content-Type: application/json\r\nContent-Length: 2\r\n";
+        let cases = [
+            (format!("GET / HTTP/1.1\r\n{host}\r\n"), "open index.html", keep(99)),
+            (format!("HEAD /a.png HTTP/1.1\r\n{host}\r\n"), "open a.png", keep(99)),
+            ("GET / HTTP/1.1\r\n\r\n".to_owned(), "respond 400", keep(99)),
+            ("GET / HTTP/1.1\r\nHost: evil\r\n\r\n".to_owned(), "respond 403", keep(99)),
+            (format!("GET /../x HTTP/1.1\r\n{host}\r\n"), "respond 403", keep(99)),
+            (format!("GET / HTTP/1.1\r\n{host}Connection: close\r\n\r\n"), "open index.html", Persistence::Close),
+            ("GET / HTTP/1.0\r\n\r\n".to_owned(), "open index.html", Persistence::Close),
+            (format!("POST /upload HTTP/1.1\r\n{host}{json}\r\n"), "read body, continue: false", keep(99)),
+            (
+                format!("POST /upload HTTP/1.1\r\n{host}{json}Expect: 100-continue\r\n\r\n"),
+                "read body, continue: true",
+                keep(99),
+            ),
+            // A body that will not be read leaves the next request's start unknown.
+            (format!("POST /a.html HTTP/1.1\r\n{host}{json}\r\n"), "respond 405", Persistence::Close),
+            (
+                format!("POST /upload HTTP/1.1\r\n{host}Content-Type: text/plain\r\nContent-Length: 2\r\n\r\n"),
+                "respond 415",
+                Persistence::Close,
+            ),
+        ];
+        for (raw, want, persistence) in cases {
+            assert_eq!(
+                decide(&raw, 1, &ctx),
+                (want.to_owned(), persistence),
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_last_allowed_request_closes() {
+        let ctx = test_context(Limits::default());
+        let raw = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
+        let keep = Persistence::KeepAlive {
+            timeout_secs: 5,
+            remaining: 1,
+        };
+        assert_eq!(decide(raw, 99, &ctx).1, keep);
+        assert_eq!(decide(raw, 100, &ctx).1, Persistence::Close);
+    }
+
+    #[test]
+    fn a_cached_file_is_answered_without_a_job() {
+        let mut ctx = test_context(Limits::default());
+        let meta = FileMeta {
+            len: 2,
+            kind: FileKind::Inline("text/html; charset=utf-8"),
+        };
+        ctx.cache
+            .insert("index.html".into(), meta, b"hi"[..].into(), ctx.now);
+        let raw = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
+        assert_eq!(decide(raw, 1, &ctx).0, "respond 200");
+    }
+
+    #[test]
+    fn an_upload_past_the_memory_budget_is_refused_before_its_body() {
+        let limits = Limits {
+            max_buffered_body_bytes: INITIAL_BODY_BYTES - 1,
+            ..Limits::default()
+        };
+        let ctx = test_context(limits);
+        let raw = "POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+                   Content-Length: 100000\r\nExpect: 100-continue\r\n\r\n";
+        assert_eq!(
+            decide(raw, 1, &ctx),
+            ("respond 503".to_owned(), Persistence::Close)
+        );
+    }
+
+    #[test]
+    fn finished_jobs_become_responses() {
+        let mut ctx = test_context(Limits::default());
+        let peer = origin(1).peer;
+        let mut exchange = Exchange::unparsed();
+        let saved = Ok(Output::Saved {
+            name: "upload_x.json".into(),
+        });
+        assert!(matches!(
+            resume(&exchange, saved, peer, &mut ctx),
+            Resumption::Respond(Response {
+                status: Status::CREATED,
+                ..
+            })
+        ));
+        let failed = || Err(JobError::from(HttpError::NotFound));
+        assert!(matches!(
+            resume(&exchange, failed(), peer, &mut ctx),
+            Resumption::Respond(Response {
+                status: Status::NOT_FOUND,
+                ..
+            })
+        ));
+        exchange.status = 200;
+        assert!(matches!(
+            resume(&exchange, failed(), peer, &mut ctx),
+            Resumption::Abort
+        ));
+    }
+
+    #[test]
+    fn a_file_read_whole_is_cached_and_a_larger_one_is_not() {
+        let mut ctx = test_context(Limits::default());
+        let meta = |len| FileMeta {
+            len,
+            kind: FileKind::Download,
+        };
+        let small = OpenedFile {
+            path: "a.txt".into(),
+            meta: meta(3),
+            read_at: ctx.now,
+            first: b"abc".to_vec(),
+            rest: None,
+        };
+        let response = opened(small, &mut ctx);
+        assert_eq!(response.body.len(), 3);
+        assert!(ctx.cache.get("a.txt".as_ref(), ctx.now).is_some());
+        let rest = std::fs::File::open("/dev/null").map(|f| FileCursor::new(f, 7));
+        let large = OpenedFile {
+            path: "b.txt".into(),
+            meta: meta(10),
+            read_at: ctx.now,
+            first: b"abc".to_vec(),
+            rest: rest.ok(),
+        };
+        let response = opened(large, &mut ctx);
+        assert_eq!(response.body.len(), 10);
+        assert!(ctx.cache.get("b.txt".as_ref(), ctx.now).is_none());
+    }
+}

@@ -1,0 +1,143 @@
+//! Every socket call a connection makes, behind one trait. `Plain` is a nonblocking TCP stream; TLS will be a
+//! second implementation. The state machine sees only this trait, so unit tests drive it with a scripted one.
+
+use mio::event::Source;
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr};
+
+/// Bytes asked of the transport per read. 8 KiB: a typical head fits in one read.
+pub const READ_CHUNK: usize = 8 * 1024;
+
+/// The byte stream under a connection. Every call is nonblocking: `WouldBlock` means "wait for readiness".
+pub trait Transport {
+    /// Reads into `buf`; `Ok(0)` is the end of the client's input.
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Writes from `buf`, returning how much was taken.
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize>;
+    /// Pushes out anything the transport itself still holds (TLS records); `WouldBlock` until it is gone.
+    fn flush(&mut self) -> io::Result<()>;
+    /// Ends our side of the stream: the client reads EOF once it has everything sent before.
+    fn shutdown_write(&mut self);
+    /// The address the client reached us on (for Host checks when bound to every interface).
+    fn local_ip(&self) -> IpAddr;
+    /// The client's address.
+    fn peer(&self) -> SocketAddr;
+}
+
+/// The outcome of one read appended to a buffer.
+pub enum Filled {
+    /// Bytes were appended.
+    Data,
+    /// Nothing to read now.
+    Blocked,
+    /// The client closed its side.
+    Eof,
+    /// The connection is broken.
+    Failed(io::Error),
+}
+
+/// One read, appended to `buf`. It reads into the stack first, so a connection woken with nothing to read
+/// never grows a heap buffer: idle connections stay a few hundred bytes each.
+pub fn fill(transport: &mut impl Transport, buf: &mut Vec<u8>) -> Filled {
+    let mut scratch = [0u8; READ_CHUNK];
+    loop {
+        return match transport.read(&mut scratch) {
+            Ok(0) => Filled::Eof,
+            Ok(n) => {
+                buf.extend_from_slice(&scratch[..n]);
+                Filled::Data
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Filled::Blocked,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => Filled::Failed(e),
+        };
+    }
+}
+
+/// A plain TCP connection.
+pub struct Plain {
+    socket: TcpStream,
+    peer: SocketAddr,
+    local_ip: IpAddr,
+}
+
+impl Plain {
+    /// Wraps a freshly accepted socket.
+    pub fn new(socket: TcpStream, peer: SocketAddr) -> Plain {
+        // Responses go out in one write per buffer; waiting for more data to coalesce only adds latency.
+        let _ = socket.set_nodelay(true);
+        let local_ip = socket
+            .local_addr()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+        Plain {
+            socket,
+            peer,
+            local_ip,
+        }
+    }
+
+    /// Best effort for a client we won't serve: read what it already sent (so that closing does not reset the
+    /// connection and destroy the reply), send `reply` once, and close.
+    pub fn refuse(mut self, reply: &[u8]) {
+        let mut scratch = [0u8; 4096];
+        for _ in 0..4 {
+            if !matches!(self.socket.read(&mut scratch), Ok(n) if n > 0) {
+                break;
+            }
+        }
+        let _ = self.socket.write(reply);
+        self.shutdown_write();
+    }
+}
+
+impl Transport for Plain {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.socket.read(buf)
+    }
+
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.socket.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn shutdown_write(&mut self) {
+        let _ = self.socket.shutdown(Shutdown::Write);
+    }
+
+    fn local_ip(&self) -> IpAddr {
+        self.local_ip
+    }
+
+    fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+}
+
+impl Source for Plain {
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
+        self.socket.register(registry, token, interest)
+    }
+
+    fn reregister(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
+        self.socket.reregister(registry, token, interest)
+    }
+
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        self.socket.deregister(registry)
+    }
+}
