@@ -2,24 +2,12 @@
 
 mod common;
 
-use common::{read_response, read_to_eof, Response, TestServer};
+use common::{
+    bundled, close_request, get_request, read_response, read_to_eof, Response, TestServer,
+};
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::time::Duration;
-
-/// A bundled file as committed in resources/.
-fn bundled(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("resources")
-        .join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-}
-
-/// A keep-alive GET (no Connection header) for this server.
-fn get(server: &TestServer, path: &str) -> String {
-    format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", server.host())
-}
 
 fn next_response(stream: &mut TcpStream) -> Response {
     read_response(stream).expect("a response, not EOF")
@@ -89,7 +77,7 @@ fn ten_pipelined_requests_in_one_write_are_answered_in_order() {
         "/missing.html" => None,
         p => Some(bundled(&p[1..])),
     };
-    let batch: String = paths.iter().map(|p| get(&server, p)).collect();
+    let batch: String = paths.iter().map(|p| get_request(&server, p)).collect();
     let mut stream = server.connect();
     stream.write_all(batch.as_bytes()).unwrap();
     for (i, path) in paths.iter().enumerate() {
@@ -111,9 +99,8 @@ fn ten_pipelined_requests_in_one_write_are_answered_in_order() {
 #[test]
 fn a_request_written_one_byte_at_a_time_is_answered_once_complete() {
     let server = TestServer::start(&[]);
-    let raw = get(&server, "/about.html").into_bytes();
-    let mut stream = server.connect();
-    stream.set_nodelay(true).unwrap();
+    let raw = get_request(&server, "/about.html").into_bytes();
+    let mut stream = server.connect_nodelay();
     let (last, head) = raw.split_last().unwrap();
     for byte in head {
         stream.write_all(std::slice::from_ref(byte)).unwrap();
@@ -127,7 +114,7 @@ fn a_request_written_one_byte_at_a_time_is_answered_once_complete() {
     // Exactly one response: the connection is idle afterwards and serves the next request.
     assert_no_answer_yet(&mut stream);
     stream
-        .write_all(get(&server, "/contact.html").as_bytes())
+        .write_all(get_request(&server, "/contact.html").as_bytes())
         .unwrap();
     assert_eq!(next_response(&mut stream).body, bundled("contact.html"));
 }
@@ -144,7 +131,9 @@ fn one_connection_serves_several_sequential_requests() {
         "/contact.html",
     ];
     for (i, path) in paths.iter().enumerate() {
-        stream.write_all(get(&server, path).as_bytes()).unwrap();
+        stream
+            .write_all(get_request(&server, path).as_bytes())
+            .unwrap();
         let response = next_response(&mut stream);
         assert_eq!(response.status, 200, "#{i} {path}: {}", response.head);
         assert_eq!(response.body, bundled(&path[1..]), "#{i} {path}");
@@ -156,7 +145,9 @@ fn one_connection_serves_several_sequential_requests() {
 fn the_first_response_advertises_the_default_timeout_and_max() {
     let server = TestServer::start(&[]);
     let mut stream = server.connect();
-    stream.write_all(get(&server, "/").as_bytes()).unwrap();
+    stream
+        .write_all(get_request(&server, "/").as_bytes())
+        .unwrap();
     let response = next_response(&mut stream);
     assert_eq!(response.status, 200, "{}", response.head);
     assert_eq!(response.header("Keep-Alive"), Some("timeout=5, max=99"));
@@ -166,11 +157,9 @@ fn the_first_response_advertises_the_default_timeout_and_max() {
 fn connection_close_gets_a_close_response_then_eof() {
     let server = TestServer::start(&[]);
     let mut stream = server.connect();
-    let raw = format!(
-        "GET / HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-        server.host()
-    );
-    stream.write_all(raw.as_bytes()).unwrap();
+    stream
+        .write_all(close_request(&server, "GET", "/").as_bytes())
+        .unwrap();
     let response = next_response(&mut stream);
     assert_eq!(response.status, 200, "{}", response.head);
     assert_closes(&response, &mut stream);
@@ -229,7 +218,9 @@ fn an_idle_connection_is_closed_silently_after_the_idle_timeout() {
 fn a_kept_alive_connection_is_closed_silently_once_idle() {
     let server = TestServer::start(&["--idle-timeout", "1"]);
     let mut stream = server.connect();
-    stream.write_all(get(&server, "/").as_bytes()).unwrap();
+    stream
+        .write_all(get_request(&server, "/").as_bytes())
+        .unwrap();
     let response = next_response(&mut stream);
     assert_eq!(
         response.header("Keep-Alive"),
@@ -261,14 +252,14 @@ fn max_requests_counts_down_and_closes_after_the_last_one() {
     let mut stream = server.connect();
     for (i, max) in [2, 1].into_iter().enumerate() {
         stream
-            .write_all(get(&server, "/sample.txt").as_bytes())
+            .write_all(get_request(&server, "/sample.txt").as_bytes())
             .unwrap();
         let response = next_response(&mut stream);
         assert_eq!(response.status, 200, "#{i}: {}", response.head);
         assert_keep_alive(&response, max);
     }
     stream
-        .write_all(get(&server, "/sample.txt").as_bytes())
+        .write_all(get_request(&server, "/sample.txt").as_bytes())
         .unwrap();
     let third = next_response(&mut stream);
     assert_eq!(third.status, 200, "{}", third.head);
@@ -281,9 +272,9 @@ fn max_requests_applies_to_pipelined_requests_too() {
     let server = TestServer::start(&["--max-requests", "2"]);
     let mut stream = server.connect();
     let batch = [
-        get(&server, "/"),
-        get(&server, "/about.html"),
-        get(&server, "/contact.html"),
+        get_request(&server, "/"),
+        get_request(&server, "/about.html"),
+        get_request(&server, "/contact.html"),
     ];
     stream.write_all(batch.concat().as_bytes()).unwrap();
     let first = next_response(&mut stream);
@@ -297,7 +288,7 @@ fn max_requests_applies_to_pipelined_requests_too() {
 fn empty_lines_between_requests_are_ignored() {
     let server = TestServer::start(&["--idle-timeout", "1"]);
     let mut stream = server.connect();
-    let request = get(&server, "/sample.txt");
+    let request = get_request(&server, "/sample.txt");
     let raw = format!("{request}\r\n\r\n{request}\r\n");
     stream.write_all(raw.as_bytes()).unwrap();
     for max in [99, 98] {

@@ -3,32 +3,19 @@
 
 mod common;
 
-use common::{read_response, temp_root, TestServer};
-use std::io::{ErrorKind, Read, Write};
+use common::{
+    bundled, exchange, exchange_keep, get_request, random_bytes, read_response, read_to_eof,
+    read_to_eof_for, temp_root, TestServer,
+};
+use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// A bundled file as committed in resources/.
-fn bundled(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("resources")
-        .join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-}
-
 /// Writes a 10 MiB file of pseudo-random bytes into the root.
 fn write_big_file(server: &TestServer, name: &str) {
-    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut data = Vec::with_capacity(10 * 1024 * 1024);
-    while data.len() < 10 * 1024 * 1024 {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        data.extend_from_slice(&state.to_le_bytes());
-    }
+    let data = random_bytes(10 * 1024 * 1024, 0x2545_f491_4f6c_dd1d);
     std::fs::write(server.root.join(name), data).expect("write big file");
 }
 
@@ -39,22 +26,20 @@ fn assert_still_serving(server: &TestServer, after: &str) {
     assert_eq!(response.body, bundled("sample.txt"), "after {after}");
 }
 
+/// Asserts the server process is alive and has not logged a panic.
+fn assert_alive_without_panics(server: &mut TestServer) {
+    assert!(
+        server.is_running(),
+        "the server died; log:\n{}",
+        server.log()
+    );
+    assert!(!server.log().contains("panicked"), "{}", server.log());
+}
+
 /// Reads everything until the server closes; `Some(status)` when it answered, `None` for a bare close.
 /// Fails if the server neither answers nor closes within the socket timeout.
 fn status_then_close(stream: &mut TcpStream, what: &str) -> Option<u16> {
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => raw.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
-            Err(e) => panic!(
-                "{what}: server hung ({e}) after {:?}",
-                String::from_utf8_lossy(&raw)
-            ),
-        }
-    }
+    let raw = read_to_eof_for(stream, what);
     if raw.is_empty() {
         return None;
     }
@@ -73,7 +58,7 @@ fn status_then_close(stream: &mut TcpStream, what: &str) -> Option<u16> {
 fn completions_for_clients_that_disconnected_never_reach_new_clients() {
     let mut server = TestServer::start(&[]);
     write_big_file(&server, "big.png");
-    let big = format!("GET /big.png HTTP/1.1\r\nHost: {}\r\n\r\n", server.host());
+    let big = get_request(&server, "/big.png");
     // Whether a client's reset lands while its next chunk is with a worker is a race, so abandon
     // clients in rounds until the server reports dropping a late completion (bounded: 20 rounds).
     let dropped = "dropping a completion for closed connection";
@@ -105,8 +90,9 @@ fn completions_for_clients_that_disconnected_never_reach_new_clients() {
             .iter()
             .map(|path| {
                 let mut stream = server.connect();
-                let raw = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", server.host());
-                stream.write_all(raw.as_bytes()).unwrap();
+                stream
+                    .write_all(get_request(&server, path).as_bytes())
+                    .unwrap();
                 (stream, *path)
             })
             .collect();
@@ -124,19 +110,12 @@ fn completions_for_clients_that_disconnected_never_reach_new_clients() {
         }
     }
     // And the big file itself still downloads completely for a client that stays.
-    let mut stream = server.connect();
-    stream.write_all(big.as_bytes()).unwrap();
-    let response = read_response(&mut stream).expect("a response");
+    let response = exchange(&server, big.as_bytes());
     assert_eq!(
         response.body,
         std::fs::read(server.root.join("big.png")).unwrap()
     );
-    assert!(
-        server.is_running(),
-        "the server died; log:\n{}",
-        server.log()
-    );
-    assert!(!server.log().contains("panicked"), "{}", server.log());
+    assert_alive_without_panics(&mut server);
     // At least one completion found its connection gone (the reset clients) and was dropped, not misdelivered.
     assert!(
         server.log_contains(dropped),
@@ -150,9 +129,7 @@ fn malformed_input_gets_an_error_status_or_a_clean_close_and_the_server_keeps_se
     let mut server = TestServer::start(&["--idle-timeout", "1"]);
     let host = server.host();
     let many_headers: String = (0..65).map(|i| format!("X-Field-{i}: v\r\n")).collect();
-    let garbage: Vec<u8> = (0u32..512)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
+    let garbage = random_bytes(512, 0x5eed_6a7b_a6e5);
     let cases: Vec<(&str, Vec<u8>, Option<u16>)> = vec![
         ("garbage bytes", garbage, None),
         (
@@ -215,12 +192,7 @@ fn malformed_input_gets_an_error_status_or_a_clean_close_and_the_server_keeps_se
         }
         assert_still_serving(&server, what);
     }
-    assert!(
-        server.is_running(),
-        "the server died; log:\n{}",
-        server.log()
-    );
-    assert!(!server.log().contains("panicked"), "{}", server.log());
+    assert_alive_without_panics(&mut server);
 }
 
 #[test]
@@ -360,9 +332,8 @@ fn a_fifo_in_the_root_does_not_block_the_workers() {
 fn hold_connections(server: &TestServer, count: usize, request: &str) -> Vec<TcpStream> {
     (0..count)
         .map(|_| {
-            let mut stream = server.connect();
-            stream.write_all(request.as_bytes()).unwrap();
-            assert_eq!(read_response(&mut stream).expect("a response").status, 200);
+            let (response, stream) = exchange_keep(server, request.as_bytes());
+            assert_eq!(response.status, 200);
             stream
         })
         .collect()
@@ -371,26 +342,19 @@ fn hold_connections(server: &TestServer, count: usize, request: &str) -> Vec<Tcp
 #[test]
 fn clients_over_the_connection_limit_get_503_and_the_rest_are_served() {
     let server = TestServer::start(&["--max-connections", "2"]);
-    let request = format!(
-        "GET /sample.txt HTTP/1.1\r\nHost: {}\r\n\r\n",
-        server.host()
-    );
+    let request = get_request(&server, "/sample.txt");
     let mut held = hold_connections(&server, 2, &request);
-    let mut third = server.connect();
-    third.write_all(request.as_bytes()).unwrap();
-    let refused = read_response(&mut third).expect("a 503");
+    let (refused, mut third) = exchange_keep(&server, request.as_bytes());
     assert_eq!(refused.status, 503, "{}", refused.head);
     assert_eq!(refused.header("Connection"), Some("close"));
-    assert!(common::read_to_eof(&mut third).is_empty());
+    assert!(read_to_eof(&mut third).is_empty());
     // The held connections still work, and a freed slot is given to the next client.
     held[0].write_all(request.as_bytes()).unwrap();
     assert_eq!(read_response(&mut held[0]).expect("a response").status, 200);
     drop(held.pop());
     let mut next = None;
     for _ in 0..50 {
-        let mut stream = server.connect();
-        stream.write_all(request.as_bytes()).unwrap();
-        let response = read_response(&mut stream).expect("a response");
+        let response = exchange(&server, request.as_bytes());
         if response.status == 200 {
             next = Some(response);
             break;
@@ -431,9 +395,7 @@ fn refusals_are_logged_with_their_reason() {
         "GET / HTTP/1.1\r\nHost: evil.example\r\n\r\n".to_owned(),
     ];
     for request in &requests {
-        let mut stream = server.connect();
-        stream.write_all(request.as_bytes()).unwrap();
-        read_response(&mut stream).expect("a response");
+        exchange(&server, request.as_bytes());
     }
     for reason in [
         "leaves the document root",
@@ -485,14 +447,9 @@ fn under_a_low_descriptor_limit_clients_past_it_get_503_not_server_errors() {
         "{}",
         server.log()
     );
-    let request = format!(
-        "GET /sample.txt HTTP/1.1\r\nHost: {}\r\n\r\n",
-        server.host()
-    );
+    let request = get_request(&server, "/sample.txt");
     let _held = hold_connections(&server, 36, &request);
-    let mut refused = server.connect();
-    refused.write_all(request.as_bytes()).unwrap();
-    assert_eq!(read_response(&mut refused).expect("a 503").status, 503);
+    assert_eq!(exchange(&server, request.as_bytes()).status, 503);
     assert!(!server.log().contains("ERROR"), "{}", server.log());
 }
 

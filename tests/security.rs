@@ -2,9 +2,8 @@
 
 mod common;
 
-use common::{read_response, temp_root, Response, TestServer};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use common::{close_request, exchange, resource, temp_root, Response, TestServer};
+use std::path::PathBuf;
 
 /// A temporary directory holding the server's root (`www/`) and, next to it, a secret file the server must
 /// never send. Removed on drop.
@@ -28,30 +27,16 @@ fn server_beside_a_secret(args: &[&str]) -> (TestServer, Sandbox) {
     let root = outer.join("www");
     std::fs::create_dir(&root).unwrap();
     for name in ["index.html", "about.html", "sample.txt"] {
-        let from = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("resources")
-            .join(name);
-        std::fs::copy(&from, root.join(name)).unwrap();
+        std::fs::copy(resource(name), root.join(name)).unwrap();
     }
     std::fs::create_dir(root.join("a")).unwrap();
     let server = TestServer::start_in(root, args);
     (server, Sandbox { outer, marker })
 }
 
-/// Sends raw request bytes on a fresh connection and reads one response.
-fn exchange(server: &TestServer, request: &[u8]) -> Response {
-    let mut stream = server.connect();
-    stream.write_all(request).unwrap();
-    read_response(&mut stream).expect("a response")
-}
-
 /// A GET of this raw target with a valid Host.
 fn get_target(server: &TestServer, target: &str) -> Response {
-    let raw = format!(
-        "GET {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-        server.host()
-    );
-    exchange(server, raw.as_bytes())
+    exchange(server, close_request(server, "GET", target).as_bytes())
 }
 
 /// A GET of `/` with these header lines (each ending in CRLF) and this version.
@@ -308,11 +293,7 @@ fn a_rejected_host_does_not_leak_file_contents() {
 #[test]
 fn bound_to_every_interface_the_address_a_client_used_is_accepted_as_host() {
     let root = temp_root();
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("resources/index.html"),
-        root.join("index.html"),
-    )
-    .unwrap();
+    std::fs::copy(resource("index.html"), root.join("index.html")).unwrap();
     let server = TestServer::start_on("0.0.0.0", root, &[]);
     let port = server.addr.port();
     let cases = [
@@ -321,10 +302,8 @@ fn bound_to_every_interface_the_address_a_client_used_is_accepted_as_host() {
         (format!("127.0.0.2:{port}"), 403),
     ];
     for (host, status) in cases {
-        let mut stream = server.connect();
         let raw = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
-        stream.write_all(raw.as_bytes()).unwrap();
-        let response = read_response(&mut stream).expect("a response");
+        let response = exchange(&server, raw.as_bytes());
         assert_eq!(response.status, status, "Host {host}");
     }
 }

@@ -2,58 +2,23 @@
 
 mod common;
 
-use common::{curl, read_response, read_response_head_only, read_to_eof, Response, TestServer};
+use common::{
+    bundled, close_request, curl, exchange, get_request, random_bytes, read_response,
+    read_response_head_only, read_to_eof, Response, TestServer,
+};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Size of the generated large download.
 const BIG_LEN: usize = 10 * 1024 * 1024;
 
-/// A bundled file as committed in resources/.
-fn bundled(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("resources")
-        .join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-}
-
-/// Deterministic pseudo-random bytes (xorshift64), so every byte position matters.
-fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
 /// Writes a 10 MiB random `.png` into the server's root and returns its contents.
 fn write_big_png(server: &TestServer, name: &str) -> Vec<u8> {
     let data = random_bytes(BIG_LEN, 0x9e37_79b9_7f4a_7c15);
     std::fs::write(server.root.join(name), &data).expect("write big file");
     data
-}
-
-/// Sends raw request bytes on a fresh connection and reads one response.
-fn exchange(server: &TestServer, request: &[u8]) -> Response {
-    let mut stream = server.connect();
-    stream.write_all(request).unwrap();
-    read_response(&mut stream).expect("a response")
-}
-
-/// `METHOD PATH HTTP/1.1` with this server's Host and `Connection: close`.
-fn request(server: &TestServer, method: &str, path: &str) -> Vec<u8> {
-    format!(
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-        server.host()
-    )
-    .into_bytes()
 }
 
 fn assert_json_error(response: &Response, status: u16) {
@@ -139,7 +104,10 @@ fn png_jpg_and_txt_files_download_byte_exact_as_attachments() {
 fn a_generated_ten_mib_png_downloads_byte_exact_over_raw_tcp() {
     let server = TestServer::start(&[]);
     let expected = write_big_png(&server, "big.png");
-    let response = exchange(&server, &request(&server, "GET", "/big.png"));
+    let response = exchange(
+        &server,
+        close_request(&server, "GET", "/big.png").as_bytes(),
+    );
     assert_eq!(response.status, 200, "{}", response.head);
     assert_eq!(
         response.header("Content-Length"),
@@ -166,10 +134,7 @@ fn head_sends_the_get_headers_without_a_body() {
         let mut stream = server.connect();
         // HEAD then GET on one connection: if HEAD leaked body bytes, the second response would not parse.
         let head = format!("HEAD {path} HTTP/1.1\r\nHost: {}\r\n\r\n", server.host());
-        let then_get = format!(
-            "GET /contact.html HTTP/1.1\r\nHost: {}\r\n\r\n",
-            server.host()
-        );
+        let then_get = get_request(&server, "/contact.html");
         stream.write_all(head.as_bytes()).unwrap();
         let response = read_response_head_only(&mut stream).expect("a HEAD response");
         assert_eq!(response.status, 200, "{path}: {}", response.head);
@@ -199,7 +164,7 @@ fn head_with_connection_close_is_followed_by_eof_and_no_body() {
     let server = TestServer::start(&[]);
     let mut stream = server.connect();
     stream
-        .write_all(&request(&server, "HEAD", "/photo.jpg"))
+        .write_all(close_request(&server, "HEAD", "/photo.jpg").as_bytes())
         .unwrap();
     let response = read_response_head_only(&mut stream).expect("a HEAD response");
     assert_eq!(response.status, 200, "{}", response.head);
@@ -222,7 +187,10 @@ fn a_missing_file_is_404_with_a_json_body() {
 fn put_delete_and_other_known_methods_are_405_with_allow_get_head() {
     let server = TestServer::start(&[]);
     for method in ["PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT"] {
-        let response = exchange(&server, &request(&server, method, "/index.html"));
+        let response = exchange(
+            &server,
+            close_request(&server, method, "/index.html").as_bytes(),
+        );
         assert_json_error(&response, 405);
         assert_eq!(
             response.header("Allow"),
@@ -321,7 +289,9 @@ fn every_response_carries_date_server_and_content_length() {
     ];
     for &(method, path, status) in cases {
         let mut stream = server.connect();
-        stream.write_all(&request(&server, method, path)).unwrap();
+        stream
+            .write_all(close_request(&server, method, path).as_bytes())
+            .unwrap();
         let response = if method == "HEAD" {
             read_response_head_only(&mut stream)
         } else {
@@ -415,13 +385,13 @@ fn eight_concurrent_ten_mib_downloads_are_all_byte_exact_and_streamed() {
     let server = TestServer::start(&[]);
     let expected = Arc::new(write_big_png(&server, "big.png"));
     let rss_before = server.memory_kib("VmRSS");
-    let raw = request(&server, "GET", "/big.png");
+    let raw = close_request(&server, "GET", "/big.png");
     std::thread::scope(|scope| {
         let downloads: Vec<_> = (0..8)
             .map(|i| {
                 let (server, raw, expected) = (&server, &raw, Arc::clone(&expected));
                 scope.spawn(move || {
-                    let response = exchange(server, raw);
+                    let response = exchange(server, raw.as_bytes());
                     assert_eq!(response.status, 200, "download {i}: {}", response.head);
                     assert!(
                         response.body == *expected,

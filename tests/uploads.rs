@@ -2,7 +2,10 @@ mod common;
 
 // POST /upload (issue 3): JSON bodies stored under `<root>/uploads`, over raw TCP and curl.
 
-use common::{read_response, read_response_head_only, read_to_eof, Response, TestServer};
+use common::{
+    exchange, exchange_keep, get_request, read_response, read_response_head_only, read_to_eof,
+    resource, Response, TestServer,
+};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::io::Write;
@@ -88,30 +91,10 @@ fn chunked(parts: &[&[u8]]) -> Vec<u8> {
     out
 }
 
-/// A `GET` request on a connection that stays open.
-fn get_request(server: &TestServer, path: &str) -> Vec<u8> {
-    format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", server.host()).into_bytes()
-}
-
-/// A connection that sends every write at once (no Nagle), so split writes reach the server split.
-fn connect_nodelay(server: &TestServer) -> TcpStream {
-    let stream = server.connect();
-    stream.set_nodelay(true).expect("TCP_NODELAY");
-    stream
-}
-
 /// One write, flushed.
 fn send(stream: &mut TcpStream, bytes: &[u8]) {
     stream.write_all(bytes).expect("write request bytes");
     stream.flush().expect("flush");
-}
-
-/// Sends `request` on a new connection and reads one response.
-fn exchange(server: &TestServer, request: &[u8]) -> (Response, TcpStream) {
-    let mut stream = server.connect();
-    send(&mut stream, request);
-    let response = read_response(&mut stream).expect("a response");
-    (response, stream)
 }
 
 fn uploads_dir(server: &TestServer) -> PathBuf {
@@ -201,7 +184,7 @@ fn assert_still_serves(server: &TestServer, stream: &mut TcpStream, response: &R
         "{}",
         response.head
     );
-    send(stream, &get_request(server, "/index.html"));
+    send(stream, get_request(server, "/index.html").as_bytes());
     let next = read_response(stream).expect("a second response");
     assert_eq!(next.status, 200, "{}", next.head);
 }
@@ -209,7 +192,7 @@ fn assert_still_serves(server: &TestServer, stream: &mut TcpStream, response: &R
 /// A server whose uploads folder already exists and holds one upload, and that folder's listing.
 fn server_with_one_upload(extra: &[&str]) -> (TestServer, Vec<(String, u64)>) {
     let server = TestServer::start(extra);
-    let (response, _) = exchange(
+    let response = exchange(
         &server,
         &upload_request(&server, "application/json", DOCUMENT),
     );
@@ -242,7 +225,7 @@ fn the_upload_name_check_rejects_near_misses() {
 #[test]
 fn an_upload_is_stored_byte_for_byte_and_served_back_as_json() {
     let server = TestServer::start(&[]);
-    let (response, _) = exchange(
+    let response = exchange(
         &server,
         &upload_request(&server, "application/json", DOCUMENT),
     );
@@ -271,7 +254,7 @@ fn an_upload_is_stored_byte_for_byte_and_served_back_as_json() {
 fn a_content_type_in_mixed_case_with_a_charset_is_accepted() {
     let server = TestServer::start(&[]);
     let request = upload_request(&server, "Application/JSON; charset=utf-8", DOCUMENT);
-    let (response, _) = exchange(&server, &request);
+    let response = exchange(&server, &request);
     check_created(&server, &response, DOCUMENT);
 }
 
@@ -326,14 +309,14 @@ fn a_chunked_upload_in_one_write_is_stored_decoded() {
         &DOCUMENT[10..11],
         &DOCUMENT[11..],
     ]));
-    let (response, _) = exchange(&server, &request);
+    let response = exchange(&server, &request);
     check_created(&server, &response, DOCUMENT);
 }
 
 #[test]
 fn a_chunked_upload_sent_one_chunk_per_write_is_stored_whole() {
     let server = TestServer::start(&[]);
-    let mut stream = connect_nodelay(&server);
+    let mut stream = server.connect_nodelay();
     send(&mut stream, &chunked_head(&server));
     for part in DOCUMENT.chunks(7) {
         let mut chunk = format!("{:x}\r\n", part.len()).into_bytes();
@@ -349,7 +332,7 @@ fn a_chunked_upload_sent_one_chunk_per_write_is_stored_whole() {
 #[test]
 fn a_chunk_split_between_its_size_line_and_its_data_across_writes_is_stored_whole() {
     let server = TestServer::start(&[]);
-    let mut stream = connect_nodelay(&server);
+    let mut stream = server.connect_nodelay();
     let mut head = chunked_head(&server);
     head.extend_from_slice(format!("{:x}\r\n", DOCUMENT.len()).as_bytes());
     send(&mut stream, &head);
@@ -373,7 +356,7 @@ fn chunk_extensions_and_trailers_are_accepted_and_a_pipelined_get_is_answered_af
     request.extend_from_slice(format!("{:X} ; quoted=\"a;b\"\r\n", DOCUMENT.len() - 20).as_bytes());
     request.extend_from_slice(&DOCUMENT[20..]);
     request.extend_from_slice(b"\r\n0;last\r\nX-Checksum: abc123\r\nX-Other: 1\r\n\r\n");
-    request.extend(get_request(&server, "/index.html"));
+    request.extend_from_slice(get_request(&server, "/index.html").as_bytes());
     let mut stream = server.connect();
     send(&mut stream, &request);
 
@@ -386,7 +369,7 @@ fn chunk_extensions_and_trailers_are_accepted_and_a_pipelined_get_is_answered_af
         std::fs::read(server.root.join("index.html")).unwrap()
     );
 
-    send(&mut stream, &get_request(&server, &filepath));
+    send(&mut stream, get_request(&server, &filepath).as_bytes());
     let served = read_response(&mut stream).expect("a third response on the connection");
     assert_eq!(served.status, 200, "{}", served.head);
     assert_eq!(served.body, DOCUMENT);
@@ -398,7 +381,7 @@ fn a_content_length_body_arriving_in_many_small_writes_is_stored_whole() {
     let body = format!("{{\"list\": [{}]}}", vec!["\"item\""; 100].join(", ")).into_bytes();
     let request = upload_request(&server, "application/json", &body);
     let head_len = request.len() - body.len();
-    let mut stream = connect_nodelay(&server);
+    let mut stream = server.connect_nodelay();
     send(&mut stream, &request[..head_len]);
     for piece in body.chunks(16) {
         send(&mut stream, piece);
@@ -411,7 +394,7 @@ fn a_content_length_body_arriving_in_many_small_writes_is_stored_whole() {
 fn a_body_and_the_next_pipelined_request_in_one_write_are_both_answered() {
     let server = TestServer::start(&[]);
     let mut request = upload_request(&server, "application/json", DOCUMENT);
-    request.extend(get_request(&server, "/index.html"));
+    request.extend_from_slice(get_request(&server, "/index.html").as_bytes());
     let mut stream = server.connect();
     send(&mut stream, &request);
     let created = read_response(&mut stream).expect("the upload's response");
@@ -537,7 +520,7 @@ fn curl_uploading_a_2_kib_file_receives_100_continue_and_201() {
 #[test]
 fn a_text_plain_upload_gets_415_and_writes_nothing() {
     let (server, before) = server_with_one_upload(&[]);
-    let (response, _) = exchange(&server, &upload_request(&server, "text/plain", DOCUMENT));
+    let response = exchange(&server, &upload_request(&server, "text/plain", DOCUMENT));
     check_error(&response, 415);
     assert_eq!(listing(&uploads_dir(&server)), before);
 }
@@ -552,7 +535,7 @@ fn an_upload_without_content_type_gets_415_and_writes_nothing() {
     );
     let mut request = request.into_bytes();
     request.extend_from_slice(DOCUMENT);
-    let (response, _) = exchange(&server, &request);
+    let response = exchange(&server, &request);
     check_error(&response, 415);
     assert_eq!(listing(&uploads_dir(&server)), before);
 }
@@ -562,7 +545,7 @@ fn invalid_json_gets_400_saying_where_and_writes_nothing() {
     let (server, before) = server_with_one_upload(&[]);
     let body = b"{\"a\": 1,\n \"b\": }";
     let (response, mut stream) =
-        exchange(&server, &upload_request(&server, "application/json", body));
+        exchange_keep(&server, &upload_request(&server, "application/json", body));
     let json = check_error(&response, 400);
     let message = json["message"].as_str().expect("a message string");
     assert!(
@@ -577,7 +560,7 @@ fn invalid_json_gets_400_saying_where_and_writes_nothing() {
 fn an_empty_body_gets_400_and_writes_nothing() {
     let (server, before) = server_with_one_upload(&[]);
     let (response, mut stream) =
-        exchange(&server, &upload_request(&server, "application/json", b""));
+        exchange_keep(&server, &upload_request(&server, "application/json", b""));
     check_error(&response, 400);
     assert_still_serves(&server, &mut stream, &response);
     assert_eq!(listing(&uploads_dir(&server)), before);
@@ -590,7 +573,7 @@ fn an_upload_with_neither_length_nor_chunked_gets_411_and_writes_nothing() {
         "POST /upload HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\r\n",
         server.host()
     );
-    let (response, mut stream) = exchange(&server, request.as_bytes());
+    let (response, mut stream) = exchange_keep(&server, request.as_bytes());
     check_error(&response, 411);
     // A request without Content-Length or chunked has no body (RFC 9112 §6.3), so the framing is intact.
     assert_still_serves(&server, &mut stream, &response);
@@ -605,7 +588,7 @@ fn a_content_length_over_max_body_gets_413_before_the_body_then_close() {
         Host: {}\r\nContent-Type: application/json\r\nContent-Length: 1001\r\n\r\n",
         server.host()
     );
-    let (response, mut stream) = exchange(&server, head.as_bytes());
+    let (response, mut stream) = exchange_keep(&server, head.as_bytes());
     check_error(&response, 413);
     assert_closed(&mut stream);
     assert_eq!(listing(&uploads_dir(&server)), before);
@@ -617,7 +600,7 @@ fn a_chunked_body_growing_over_max_body_gets_413_then_close() {
     let part = [b' '; 600];
     let mut request = chunked_head(&server);
     request.extend(chunked(&[b"[", &part, &part, b"]"]));
-    let (response, mut stream) = exchange(&server, &request);
+    let (response, mut stream) = exchange_keep(&server, &request);
     check_error(&response, 413);
     assert_closed(&mut stream);
     assert_eq!(listing(&uploads_dir(&server)), before);
@@ -626,7 +609,7 @@ fn a_chunked_body_growing_over_max_body_gets_413_then_close() {
 #[test]
 fn get_on_the_upload_endpoint_gets_405_allowing_post() {
     let (server, before) = server_with_one_upload(&[]);
-    let (response, _) = exchange(&server, &get_request(&server, "/upload"));
+    let response = exchange(&server, get_request(&server, "/upload").as_bytes());
     check_error(&response, 405);
     assert_eq!(response.header("Allow"), Some("POST"), "{}", response.head);
     assert_eq!(listing(&uploads_dir(&server)), before);
@@ -644,7 +627,7 @@ fn post_to_a_static_page_gets_405_allowing_get_and_head() {
     )
     .into_bytes();
     request.extend_from_slice(DOCUMENT);
-    let (response, _) = exchange(&server, &request);
+    let response = exchange(&server, &request);
     check_error(&response, 405);
     assert_eq!(
         response.header("Allow"),
@@ -674,7 +657,7 @@ fn a_client_dropping_mid_body_leaves_no_file_and_the_server_keeps_serving() {
 
     let page = server.get("/");
     assert_eq!(page.status, 200, "{}", page.head);
-    let (response, _) = exchange(
+    let response = exchange(
         &server,
         &upload_request(&server, "application/json", DOCUMENT),
     );
@@ -696,13 +679,12 @@ fn a_client_dropping_mid_body_leaves_no_file_and_the_server_keeps_serving() {
 #[test]
 fn an_unwritable_uploads_folder_gives_500_and_the_server_keeps_serving() {
     let root = common::temp_root();
-    let resources = Path::new(env!("CARGO_MANIFEST_DIR")).join("resources");
-    std::fs::copy(resources.join("index.html"), root.join("index.html")).unwrap();
+    std::fs::copy(resource("index.html"), root.join("index.html")).unwrap();
     std::fs::write(root.join("uploads"), b"not a folder").unwrap();
     let before = listing(&root);
     let mut server = TestServer::start_in(root, &[]);
 
-    let (response, _) = exchange(
+    let response = exchange(
         &server,
         &upload_request(&server, "application/json", DOCUMENT),
     );
@@ -768,7 +750,7 @@ fn uploads_beyond_the_memory_budget_get_503_before_sending_their_body() {
         server.host()
     );
     let ask = || {
-        let mut stream = connect_nodelay(&server);
+        let mut stream = server.connect_nodelay();
         send(&mut stream, head.as_bytes());
         let response = read_response_head_only(&mut stream).expect("a response");
         (response, stream)
@@ -799,7 +781,7 @@ fn uploads_beyond_the_memory_budget_get_503_before_sending_their_body() {
 #[test]
 fn a_body_trickling_past_the_body_timeout_gets_408() {
     let server = TestServer::start(&["--body-timeout", "1", "--idle-timeout", "30"]);
-    let mut stream = connect_nodelay(&server);
+    let mut stream = server.connect_nodelay();
     let head = format!(
         "POST /upload HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
          Content-Length: 100\r\n\r\n",
@@ -823,7 +805,7 @@ fn a_body_that_is_not_utf8_gets_400_and_writes_nothing() {
     let (server, before) = server_with_one_upload(&[]);
     let body = b"{\"k\": \"\xff\xfe\"}";
     let (response, mut stream) =
-        exchange(&server, &upload_request(&server, "application/json", body));
+        exchange_keep(&server, &upload_request(&server, "application/json", body));
     let json = check_error(&response, 400);
     let message = json["message"].as_str().expect("a message string");
     assert!(message.contains("UTF-8"), "{message:?}");

@@ -42,9 +42,7 @@ impl TestServer {
     fn bundled_root() -> PathBuf {
         let root = temp_root();
         for name in BUNDLED {
-            let from = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("resources")
-                .join(name);
+            let from = resource(name);
             if let Err(e) = std::fs::copy(&from, root.join(name)) {
                 let _ = std::fs::remove_dir_all(&root);
                 panic!("copy {}: {e}", from.display());
@@ -145,6 +143,14 @@ impl TestServer {
         stream
     }
 
+    /// A fresh connection (as `connect`) that sends every write at once (no Nagle), so split writes
+    /// reach the server split.
+    pub fn connect_nodelay(&self) -> TcpStream {
+        let stream = self.connect();
+        stream.set_nodelay(true).expect("TCP_NODELAY");
+        stream
+    }
+
     /// The `Host` value that names this server.
     pub fn host(&self) -> String {
         self.addr.to_string()
@@ -187,13 +193,7 @@ impl TestServer {
 
     /// Sends one GET on a new connection and reads the response.
     pub fn get(&self, path: &str) -> Response {
-        let mut stream = self.connect();
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.host()
-        );
-        stream.write_all(request.as_bytes()).unwrap();
-        read_response(&mut stream).expect("a response")
+        exchange(self, close_request(self, "GET", path).as_bytes())
     }
 }
 
@@ -212,6 +212,67 @@ fn extra_log_level(extra: &[&str]) -> &'static [&'static str] {
     } else {
         &["--log-level", "debug"]
     }
+}
+
+/// The path of a file in resources/.
+pub fn resource(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("resources")
+        .join(name)
+}
+
+/// A bundled file as committed in resources/.
+pub fn bundled(name: &str) -> Vec<u8> {
+    let path = resource(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// A deterministic xorshift64 stream (a zero seed is made odd: xorshift never leaves zero).
+pub fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+    let mut state = seed | 1;
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift64, little-endian words), so every byte position matters.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut next = xorshift(seed);
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        out.extend_from_slice(&next().to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// A keep-alive `GET` (no Connection header) for this server.
+pub fn get_request(server: &TestServer, path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", server.host())
+}
+
+/// `METHOD TARGET HTTP/1.1` with this server's Host and `Connection: close`.
+pub fn close_request(server: &TestServer, method: &str, target: &str) -> String {
+    format!(
+        "{method} {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        server.host()
+    )
+}
+
+/// Sends raw request bytes on a fresh connection and reads one response.
+pub fn exchange(server: &TestServer, request: &[u8]) -> Response {
+    exchange_keep(server, request).0
+}
+
+/// Like `exchange`, but hands back the connection too, for what follows the response.
+pub fn exchange_keep(server: &TestServer, request: &[u8]) -> (Response, TcpStream) {
+    let mut stream = server.connect();
+    stream.write_all(request).expect("write the request");
+    let response = read_response(&mut stream).expect("a response");
+    (response, stream)
 }
 
 /// A unique, empty temporary directory.
@@ -307,12 +368,20 @@ fn read_response_inner(stream: &mut impl Read, head_only: bool) -> Option<Respon
 
 /// Reads until EOF and returns what arrived; panics if the peer neither sends nor closes within IO_TIMEOUT.
 pub fn read_to_eof(stream: &mut TcpStream) -> Vec<u8> {
+    read_to_eof_for(stream, "reading to EOF")
+}
+
+/// `read_to_eof`, naming `what` was being read when it panics.
+pub fn read_to_eof_for(stream: &mut TcpStream, what: &str) -> Vec<u8> {
     let mut rest = Vec::new();
     match stream.read_to_end(&mut rest) {
         Ok(_) => rest,
         // A reset after the server closed also means the connection is gone.
         Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => rest,
-        Err(e) => panic!("expected EOF, got {e} after {} bytes", rest.len()),
+        Err(e) => panic!(
+            "{what}: expected EOF, got {e} after {:?}",
+            String::from_utf8_lossy(&rest)
+        ),
     }
 }
 
