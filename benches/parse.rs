@@ -9,7 +9,8 @@ use std::time::Instant;
 
 const ITERATIONS: u32 = 200_000;
 
-const CURL_HEAD: &[u8] = b"GET /index.html HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n\r\n";
+const CURL_HEAD: &[u8] =
+    b"GET /index.html HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n\r\n";
 
 const BROWSER_HEAD: &[u8] = b"GET /about.html HTTP/1.1\r\nHost: localhost:8080\r\n\
 User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0\r\n\
@@ -33,10 +34,7 @@ fn bench(name: &str, bytes: usize, mut f: impl FnMut()) {
 
 fn main() {
     let limits = Limits::default();
-    for (name, head) in [
-        ("parse_head curl", CURL_HEAD),
-        ("parse_head browser", BROWSER_HEAD),
-    ] {
+    for (name, head) in [("parse_head curl", CURL_HEAD), ("parse_head browser", BROWSER_HEAD)] {
         bench(name, head.len(), || {
             let parsed = parse_head(black_box(head), &limits);
             assert!(matches!(parsed, Ok(Some(_))));

@@ -56,9 +56,7 @@ impl BodyDecoder {
             match self {
                 BodyDecoder::Done => return Ok(used),
                 BodyDecoder::Length { remaining } | BodyDecoder::ChunkData { remaining } => {
-                    let take = rest
-                        .len()
-                        .min(usize::try_from(*remaining).unwrap_or(usize::MAX));
+                    let take = rest.len().min(usize::try_from(*remaining).unwrap_or(usize::MAX));
                     if take == 0 {
                         return Ok(used);
                     }
@@ -215,20 +213,14 @@ mod tests {
         let mut body = Vec::new();
         assert_eq!(decoder.decode(b"400\r\n", &mut body, MAX), Ok(5));
         let mut decoder = BodyDecoder::new(BodyFraming::Chunked);
-        assert_eq!(
-            decoder.decode(b"401\r\n", &mut body, MAX),
-            Err(HttpError::PayloadTooLarge)
-        );
+        assert_eq!(decoder.decode(b"401\r\n", &mut body, MAX), Err(HttpError::PayloadTooLarge));
     }
 
     #[test]
     fn a_huge_chunk_after_a_small_one_is_refused_not_wrapped() {
         let mut decoder = BodyDecoder::new(BodyFraming::Chunked);
         let input = b"1\r\n[\r\nFFFFFFFFFFFFFFFF\r\n";
-        assert_eq!(
-            decoder.decode(input, &mut Vec::new(), MAX),
-            Err(HttpError::PayloadTooLarge)
-        );
+        assert_eq!(decoder.decode(input, &mut Vec::new(), MAX), Err(HttpError::PayloadTooLarge));
     }
 
     #[test]
@@ -248,12 +240,7 @@ mod tests {
         for input in bad {
             let mut decoder = BodyDecoder::new(BodyFraming::Chunked);
             let result = decoder.decode(input, &mut Vec::new(), MAX);
-            assert_eq!(
-                result,
-                Err(HttpError::BadRequest),
-                "{}",
-                String::from_utf8_lossy(input)
-            );
+            assert_eq!(result, Err(HttpError::BadRequest), "{}", String::from_utf8_lossy(input));
         }
         let long_line = vec![b'1'; MAX_CHUNK_LINE + 3];
         let mut decoder = BodyDecoder::new(BodyFraming::Chunked);
@@ -272,9 +259,8 @@ mod tests {
         let alphabet = b"0123456789abcdefABCDEF;= \t\r\nxX";
         for _ in 0..20_000 {
             let len = (next() % 64) as usize;
-            let input: Vec<u8> = (0..len)
-                .map(|_| alphabet[(next() as usize) % alphabet.len()])
-                .collect();
+            let input: Vec<u8> =
+                (0..len).map(|_| alphabet[(next() as usize) % alphabet.len()]).collect();
             let mut decoder = BodyDecoder::new(BodyFraming::Chunked);
             let mut body = Vec::new();
             if let Ok(used) = decoder.decode(&input, &mut body, MAX) {

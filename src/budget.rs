@@ -14,10 +14,7 @@ pub struct BodyBudget {
 impl BodyBudget {
     /// A budget of `limit` bytes.
     pub fn new(limit: usize) -> Arc<BodyBudget> {
-        Arc::new(BodyBudget {
-            used: AtomicUsize::new(0),
-            limit,
-        })
+        Arc::new(BodyBudget { used: AtomicUsize::new(0), limit })
     }
 }
 
@@ -41,12 +38,7 @@ impl UploadBody {
     /// An empty body of `declared` length (if known) drawing on `budget`.
     pub fn new(budget: &Arc<BodyBudget>, declared: Option<u64>) -> UploadBody {
         let declared = declared.map(|len| usize::try_from(len).unwrap_or(usize::MAX));
-        UploadBody {
-            bytes: Vec::new(),
-            declared,
-            counted: 0,
-            budget: Arc::clone(budget),
-        }
+        UploadBody { bytes: Vec::new(), declared, counted: 0, budget: Arc::clone(budget) }
     }
 
     /// Makes room for `incoming` more bytes and counts it against the budget. The buffer doubles, as a
@@ -57,11 +49,7 @@ impl UploadBody {
         let len = self.bytes.len();
         let needed = len.saturating_add(incoming);
         if needed > self.bytes.capacity() {
-            let doubled = self
-                .bytes
-                .capacity()
-                .saturating_mul(2)
-                .max(INITIAL_BODY_BYTES);
+            let doubled = self.bytes.capacity().saturating_mul(2).max(INITIAL_BODY_BYTES);
             let target = match self.declared {
                 Some(total) => doubled.max(needed).min(total).max(len),
                 None => doubled.max(needed),
@@ -76,9 +64,7 @@ impl UploadBody {
     fn account(&mut self) -> bool {
         let held = self.bytes.capacity();
         if held > self.counted {
-            self.budget
-                .used
-                .fetch_add(held - self.counted, Ordering::SeqCst);
+            self.budget.used.fetch_add(held - self.counted, Ordering::SeqCst);
             self.counted = held;
         }
         self.budget.used.load(Ordering::SeqCst) <= self.budget.limit
@@ -100,16 +86,9 @@ mod tests {
         let budget = BodyBudget::new(1000);
         let mut first = UploadBody::new(&budget, Some(600));
         assert!(first.make_room(600));
-        assert_eq!(
-            first.bytes.capacity(),
-            600,
-            "a declared body is reserved exactly"
-        );
+        assert_eq!(first.bytes.capacity(), 600, "a declared body is reserved exactly");
         let mut second = UploadBody::new(&budget, Some(600));
-        assert!(
-            !second.make_room(600),
-            "1200 bytes held against a budget of 1000"
-        );
+        assert!(!second.make_room(600), "1200 bytes held against a budget of 1000");
         drop(second);
         assert_eq!(budget.used.load(Ordering::SeqCst), 600);
         drop(first);

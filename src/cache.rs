@@ -46,19 +46,14 @@ pub struct FileCache {
 impl FileCache {
     /// The entry for `path`, if it was read less than `FRESH_FOR` ago.
     pub fn get(&self, path: &Path, now: Instant) -> Option<&CachedFile> {
-        self.entries
-            .get(path)
-            .filter(|file| now.duration_since(file.loaded) < FRESH_FOR)
+        self.entries.get(path).filter(|file| now.duration_since(file.loaded) < FRESH_FOR)
     }
 
     /// Keeps a file a worker read at `read_at`, if it is small enough, there is room, and no newer read of the
     /// same file is already kept (two reads may finish out of order).
     pub fn insert(&mut self, path: PathBuf, meta: FileMeta, body: Rc<[u8]>, read_at: Instant) {
         if body.len() > MAX_FILE_BYTES
-            || self
-                .entries
-                .get(&path)
-                .is_some_and(|old| old.loaded >= read_at)
+            || self.entries.get(&path).is_some_and(|old| old.loaded >= read_at)
         {
             return;
         }
@@ -71,14 +66,7 @@ impl FileCache {
         }
         self.total_bytes += body.len();
         self.order.push_back((read_at, path.clone()));
-        self.entries.insert(
-            path,
-            CachedFile {
-                meta,
-                body,
-                loaded: read_at,
-            },
-        );
+        self.entries.insert(path, CachedFile { meta, body, loaded: read_at });
     }
 
     /// Drops the entries older than `FRESH_FOR`, oldest first.
@@ -90,11 +78,7 @@ impl FileCache {
             let Some((loaded, path)) = self.order.pop_front() else {
                 return;
             };
-            if self
-                .entries
-                .get(&path)
-                .is_some_and(|file| file.loaded == loaded)
-            {
+            if self.entries.get(&path).is_some_and(|file| file.loaded == loaded) {
                 if let Some(file) = self.entries.remove(&path) {
                     self.total_bytes -= file.body.len();
                 }
@@ -109,10 +93,7 @@ mod tests {
     use crate::mime::FileKind;
 
     fn meta(len: usize) -> FileMeta {
-        FileMeta {
-            len: len as u64,
-            kind: FileKind::Download,
-        }
+        FileMeta { len: len as u64, kind: FileKind::Download }
     }
 
     fn insert(cache: &mut FileCache, path: &str, len: usize, now: Instant) {
@@ -124,10 +105,7 @@ mod tests {
         let mut cache = FileCache::default();
         let t0 = Instant::now();
         insert(&mut cache, "a.txt", 10, t0);
-        assert_eq!(
-            cache.get(Path::new("a.txt"), t0).map(|f| f.body.len()),
-            Some(10)
-        );
+        assert_eq!(cache.get(Path::new("a.txt"), t0).map(|f| f.body.len()), Some(10));
         assert!(cache.get(Path::new("a.txt"), t0 + FRESH_FOR).is_none());
         assert!(cache.get(Path::new("b.txt"), t0).is_none());
     }
@@ -147,10 +125,7 @@ mod tests {
             insert(&mut cache, &format!("f{i}"), 1, t0);
         }
         insert(&mut cache, "late", 1, t0);
-        assert!(
-            cache.get(Path::new("late"), t0).is_none(),
-            "no room while everything is fresh"
-        );
+        assert!(cache.get(Path::new("late"), t0).is_none(), "no room while everything is fresh");
         let later = t0 + FRESH_FOR;
         insert(&mut cache, "late", 1, later);
         assert!(cache.get(Path::new("late"), later).is_some());
@@ -176,12 +151,7 @@ mod tests {
         let t1 = t0 + FRESH_FOR / 2;
         insert(&mut cache, "a", 20, t1);
         cache.expire(t0 + FRESH_FOR);
-        assert_eq!(
-            cache
-                .get(Path::new("a"), t0 + FRESH_FOR)
-                .map(|f| f.body.len()),
-            Some(20)
-        );
+        assert_eq!(cache.get(Path::new("a"), t0 + FRESH_FOR).map(|f| f.body.len()), Some(20));
         assert_eq!(cache.total_bytes, 20);
     }
 
@@ -192,10 +162,7 @@ mod tests {
         let newer = t0 + FRESH_FOR / 2;
         cache.insert("a".into(), meta(3), b"new"[..].into(), newer);
         cache.insert("a".into(), meta(3), b"old"[..].into(), t0);
-        assert_eq!(
-            cache.get(Path::new("a"), newer).map(|f| &f.body[..]),
-            Some(&b"new"[..])
-        );
+        assert_eq!(cache.get(Path::new("a"), newer).map(|f| &f.body[..]), Some(&b"new"[..]));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use crate::context::Context;
 use crate::error::HttpError;
 use crate::exchange::{self, Decision, Exchange, Origin, Resumption, Upload};
-use crate::http::{self, Persistence, RequestHead};
+use crate::http::{self, Inbox, Persistence, RequestHead};
 use crate::response::{self, Response};
 use crate::transport::{self, Filled, Transport, READ_CHUNK};
 use crate::worker::{ConnId, FileCursor, Job, JobError, Output, Task};
@@ -82,9 +82,7 @@ pub struct Connection<T> {
     transport: T,
     state: State,
     /// Received bytes not yet consumed; may hold the next pipelined request.
-    read_buf: Vec<u8>,
-    /// Length of `read_buf` already known not to hold a complete head, so a trickling head isn't re-parsed per byte.
-    scanned: usize,
+    inbox: Inbox,
     write_buf: Vec<u8>,
     written: usize,
     /// Requests started on this connection.
@@ -106,8 +104,7 @@ impl<T: Transport> Connection<T> {
             id,
             transport,
             state: State::Idle,
-            read_buf: Vec::new(),
-            scanned: 0,
+            inbox: Inbox::default(),
             write_buf: Vec::new(),
             written: 0,
             served: 0,
@@ -149,23 +146,17 @@ impl<T: Transport> Connection<T> {
     /// A worker finished this connection's job.
     pub fn on_completion(&mut self, ctx: &mut Context, result: Result<Output, JobError>) {
         if !matches!(self.state, State::AwaitingWorker { .. }) {
-            debug!(
-                "{}: dropping a completion it no longer waits for",
-                self.transport.peer()
-            );
+            debug!("{}: dropping a completion it no longer waits for", self.transport.peer());
             return;
         }
-        let State::AwaitingWorker { exchange } = std::mem::replace(&mut self.state, State::Closed)
-        else {
+        let State::AwaitingWorker { exchange } = self.take_state() else {
             unreachable!("checked above")
         };
         let step = match exchange::resume(&exchange, result, self.transport.peer(), ctx) {
             Resumption::Respond(response) => self.respond(ctx, exchange, response),
             Resumption::Stream { bytes, rest } => {
                 self.write_buf = bytes;
-                let next = rest.map_or(Next::Done, Next::Chunk);
-                self.transition(State::Writing { exchange, next }, ctx);
-                Step::Continue
+                self.start_writing(ctx, exchange, rest.map_or(Next::Done, Next::Chunk))
             }
             Resumption::Abort => self.close(ctx),
         };
@@ -180,7 +171,7 @@ impl<T: Transport> Connection<T> {
             return;
         }
         let peer = self.transport.peer();
-        match std::mem::replace(&mut self.state, State::Closed) {
+        match self.take_state() {
             State::Idle => {
                 info!("{peer}: idle timeout, closing");
                 self.close(ctx);
@@ -190,20 +181,12 @@ impl<T: Transport> Connection<T> {
                 self.respond_error(ctx, Exchange::unparsed(), HttpError::RequestTimeout);
                 self.advance(ctx);
             }
-            State::ReadingBody { mut exchange, .. } => {
-                info!(
-                    "{peer}: \"{}\" body not received in time",
-                    exchange.request_line
-                );
-                exchange.persistence = Persistence::Close;
-                self.respond_error(ctx, exchange, HttpError::RequestTimeout);
+            State::ReadingBody { exchange, .. } => {
+                self.refuse_body(ctx, exchange, HttpError::RequestTimeout);
                 self.advance(ctx);
             }
             State::Writing { exchange, .. } => {
-                info!(
-                    "{peer}: \"{}\" client stopped reading, dropping it",
-                    exchange.request_line
-                );
+                info!("{peer}: \"{}\" client stopped reading, dropping it", exchange.request_line);
                 self.close(ctx);
             }
             State::Lingering { .. } => {
@@ -254,46 +237,31 @@ impl<T: Transport> Connection<T> {
 
     /// `Idle` and `ReadingHead`: parse what is buffered, read more, until a head is complete.
     fn read_head(&mut self, ctx: &mut Context) -> Step {
-        debug_assert!(matches!(self.state, State::Idle | State::ReadingHead));
         loop {
-            if matches!(self.state, State::Idle) {
-                // Empty lines before a request line are ignored (RFC 9112 §2.2 asks for at least one); a
-                // flood of them is bounded by the idle timeout, which they don't extend, and the read turn.
-                let blank = self
-                    .read_buf
-                    .iter()
-                    .take_while(|&&b| b == b'\r' || b == b'\n')
-                    .count();
-                self.read_buf.drain(..blank);
-                self.scanned = 0;
-            }
-            let unscanned = &self.read_buf[self.scanned..];
-            if unscanned.contains(&b'\n') || self.read_buf.len() > ctx.limits().max_head_bytes {
-                match http::parse_head(&self.read_buf, ctx.limits()) {
-                    Ok(Some((head, len))) => {
-                        self.read_buf.drain(..len);
-                        self.scanned = 0;
-                        return self.start(ctx, head);
-                    }
-                    Ok(None) => self.scanned = self.read_buf.len(),
-                    Err(err) => {
-                        let peer = self.transport.peer();
-                        info!("{peer}: malformed request head: {}", err.status().code);
-                        return self.respond_error(ctx, Exchange::unparsed(), err);
-                    }
+            let idle = matches!(self.state, State::Idle);
+            match self.inbox.take_head(idle, ctx.limits()) {
+                Ok(Some(head)) => return self.start(ctx, head),
+                Ok(None) => {}
+                Err(err) => {
+                    info!(
+                        "{}: malformed request head: {}",
+                        self.transport.peer(),
+                        err.status().code
+                    );
+                    return self.respond_error(ctx, Exchange::unparsed(), err);
                 }
             }
-            if !self.read_buf.is_empty() && matches!(self.state, State::Idle) {
+            if idle && !self.inbox.bytes.is_empty() {
                 self.transition(State::ReadingHead, ctx);
             }
             if !take_read(&mut self.reads_left) {
                 return Step::Yield;
             }
-            match transport::fill(&mut self.transport, &mut self.read_buf) {
+            match transport::fill(&mut self.transport, &mut self.inbox.bytes) {
                 Filled::Data => {}
                 Filled::Blocked => return Step::Wait,
                 Filled::Eof => {
-                    if !self.read_buf.is_empty() {
+                    if !self.inbox.bytes.is_empty() {
                         debug!("{}: client closed mid-head", self.transport.peer());
                     }
                     return self.close(ctx);
@@ -315,14 +283,9 @@ impl<T: Transport> Connection<T> {
         match decision {
             Decision::Respond(response) => self.respond(ctx, exchange, response),
             Decision::Submit(task) => self.submit(ctx, exchange, task),
-            Decision::ReadBody {
-                upload,
-                expect_continue: true,
-            } => {
+            Decision::ReadBody { upload, expect_continue: true } => {
                 self.write_buf.extend_from_slice(http::CONTINUE);
-                let next = Next::Body(upload);
-                self.transition(State::Writing { exchange, next }, ctx);
-                Step::Continue
+                self.start_writing(ctx, exchange, Next::Body(upload))
             }
             Decision::ReadBody { upload, .. } => {
                 self.transition(State::ReadingBody { exchange, upload }, ctx);
@@ -333,53 +296,33 @@ impl<T: Transport> Connection<T> {
 
     /// `ReadingBody`: decode buffered and incoming bytes until the body is complete, then store it.
     fn read_body(&mut self, ctx: &mut Context) -> Step {
-        let State::ReadingBody { upload, .. } = &mut self.state else {
-            unreachable!("read_body outside ReadingBody");
-        };
         loop {
-            let decoded = if upload.body.make_room(self.read_buf.len()) {
-                let max_body = ctx.shared.limits.max_body_bytes;
-                upload
-                    .decoder
-                    .decode(&self.read_buf, &mut upload.body.bytes, max_body)
-            } else {
-                Err(HttpError::Unavailable)
+            let State::ReadingBody { upload, .. } = &mut self.state else {
+                unreachable!("read_body outside ReadingBody");
             };
-            match decoded {
-                Ok(used) => {
-                    self.read_buf.drain(..used);
-                }
+            match upload.absorb(&self.inbox.bytes, ctx.limits()) {
+                Ok(used) => self.inbox.consume(used),
                 Err(err) => {
-                    let State::ReadingBody { mut exchange, .. } =
-                        std::mem::replace(&mut self.state, State::Closed)
-                    else {
-                        unreachable!("checked on entry")
+                    let State::ReadingBody { exchange, .. } = self.take_state() else {
+                        unreachable!("checked above")
                     };
-                    let (peer, code) = (self.transport.peer(), err.status().code);
-                    info!("{peer}: \"{}\" body refused: {code}", exchange.request_line);
-                    exchange.persistence = Persistence::Close;
-                    return self.respond_error(ctx, exchange, err);
+                    return self.refuse_body(ctx, exchange, err);
                 }
             }
             if upload.decoder.is_done() {
-                let State::ReadingBody { exchange, upload } =
-                    std::mem::replace(&mut self.state, State::Closed)
-                else {
-                    unreachable!("checked on entry")
+                let State::ReadingBody { exchange, upload } = self.take_state() else {
+                    unreachable!("checked above")
                 };
                 return self.submit(ctx, exchange, Task::Save { body: upload.body });
             }
             if !take_read(&mut self.reads_left) {
                 return Step::Yield;
             }
-            match transport::fill(&mut self.transport, &mut self.read_buf) {
+            match transport::fill(&mut self.transport, &mut self.inbox.bytes) {
                 Filled::Data => self.deadline = Some(upload.deadline(ctx.now, ctx.limits())),
                 Filled::Blocked => return Step::Wait,
                 Filled::Eof => {
-                    info!(
-                        "{}: client left mid-body; nothing stored",
-                        self.transport.peer()
-                    );
+                    info!("{}: client left mid-body; nothing stored", self.transport.peer());
                     return self.close(ctx);
                 }
                 Filled::Failed(e) => return self.fail(ctx, e),
@@ -387,13 +330,18 @@ impl<T: Transport> Connection<T> {
         }
     }
 
+    /// An upload body is refused part way (too large, malformed, too slow, out of memory): the rest of it
+    /// will not be read, so the connection closes after the answer.
+    fn refuse_body(&mut self, ctx: &Context, mut exchange: Exchange, err: HttpError) -> Step {
+        let (peer, code) = (self.transport.peer(), err.status().code);
+        info!("{peer}: \"{}\" body refused: {code}", exchange.request_line);
+        exchange.persistence = Persistence::Close;
+        self.respond_error(ctx, exchange, err)
+    }
+
     /// Hands a job to the pool; a full queue is answered with 503 at once.
     fn submit(&mut self, ctx: &mut Context, exchange: Exchange, task: Task) -> Step {
-        let job = Job {
-            conn: self.id,
-            task,
-            reply: ctx.reply.clone(),
-        };
+        let job = Job { conn: self.id, task, reply: ctx.reply.clone() };
         match ctx.shared.pool.submit(job, ctx.now) {
             Ok(()) => {
                 self.transition(State::AwaitingWorker { exchange }, ctx);
@@ -401,10 +349,7 @@ impl<T: Transport> Connection<T> {
             }
             Err(err) if exchange.head_sent() => {
                 let (peer, code) = (self.transport.peer(), err.status().code);
-                info!(
-                    "{peer}: \"{}\" aborted mid-response: {code}",
-                    exchange.request_line
-                );
+                info!("{peer}: \"{}\" aborted mid-response: {code}", exchange.request_line);
                 self.close(ctx)
             }
             Err(err) => self.respond_error(ctx, exchange, err),
@@ -419,13 +364,12 @@ impl<T: Transport> Connection<T> {
     /// Queues a final response; what remains of a file body streams through the workers afterwards.
     fn respond(&mut self, ctx: &Context, mut exchange: Exchange, response: Response) -> Step {
         exchange.status = response.status.code;
-        let rest = response.encode(
-            &mut self.write_buf,
-            &ctx.date,
-            exchange.persistence,
-            &exchange.method,
-        );
-        let next = rest.map_or(Next::Done, Next::Chunk);
+        let rest =
+            response.encode(&mut self.write_buf, &ctx.date, exchange.persistence, &exchange.method);
+        self.start_writing(ctx, exchange, rest.map_or(Next::Done, Next::Chunk))
+    }
+
+    fn start_writing(&mut self, ctx: &Context, exchange: Exchange, next: Next) -> Step {
         self.transition(State::Writing { exchange, next }, ctx);
         Step::Continue
     }
@@ -455,8 +399,7 @@ impl<T: Transport> Connection<T> {
         }
         self.write_buf.clear();
         self.written = 0;
-        let State::Writing { exchange, next } = std::mem::replace(&mut self.state, State::Closed)
-        else {
+        let State::Writing { exchange, next } = self.take_state() else {
             unreachable!("checked on entry")
         };
         match next {
@@ -474,14 +417,12 @@ impl<T: Transport> Connection<T> {
         exchange.log_done(self.transport.peer());
         if exchange.persistence.keeps_alive() {
             // Idle connections hold no buffers, so tens of thousands of them stay cheap.
-            if self.read_buf.is_empty() {
-                self.read_buf = Vec::new();
-            }
+            self.inbox.release_if_empty();
             self.write_buf = Vec::new();
             self.transition(State::Idle, ctx);
         } else {
             self.transport.shutdown_write();
-            self.read_buf = Vec::new();
+            self.inbox = Inbox::default();
             self.transition(State::Lingering { discarded: 0 }, ctx);
         }
         Step::Continue
@@ -510,6 +451,11 @@ impl<T: Transport> Connection<T> {
     fn fail(&mut self, ctx: &Context, err: io::Error) -> Step {
         debug!("{}: connection error: {err}", self.transport.peer());
         self.close(ctx)
+    }
+
+    /// Moves the state out to change it; the caller puts the next one in through `transition`.
+    fn take_state(&mut self) -> State {
+        std::mem::replace(&mut self.state, State::Closed)
     }
 
     fn close(&mut self, ctx: &Context) -> Step {

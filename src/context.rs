@@ -60,9 +60,7 @@ impl Context {
     pub fn tick(&mut self) {
         self.now = Instant::now();
         let wall = SystemTime::now();
-        let second = wall
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let second = wall.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         if second != self.date_second {
             self.date_second = second;
             self.date = httpdate::fmt_http_date(wall);

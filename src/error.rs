@@ -127,16 +127,9 @@ mod tests {
             (io::ErrorKind::StorageFull, 500),
         ];
         for (kind, code) in cases {
-            assert_eq!(
-                HttpError::from(io::Error::from(kind)).status().code,
-                code,
-                "{kind:?}"
-            );
+            assert_eq!(HttpError::from(io::Error::from(kind)).status().code, code, "{kind:?}");
         }
-        assert_eq!(
-            HttpError::from(io::Error::from_raw_os_error(ELOOP)),
-            HttpError::NotFound
-        );
+        assert_eq!(HttpError::from(io::Error::from_raw_os_error(ELOOP)), HttpError::NotFound);
         let socket_file = io::Error::from_raw_os_error(ENXIO);
         assert_eq!(HttpError::from(socket_file), HttpError::NotFound);
         let out_of_fds = io::Error::from_raw_os_error(EMFILE);
@@ -145,12 +138,7 @@ mod tests {
 
     #[test]
     fn too_many_headers_is_431() {
-        assert_eq!(
-            HttpError::from(httparse::Error::TooManyHeaders)
-                .status()
-                .code,
-            431
-        );
+        assert_eq!(HttpError::from(httparse::Error::TooManyHeaders).status().code, 431);
         assert_eq!(HttpError::from(httparse::Error::Token).status().code, 400);
     }
 }

@@ -50,15 +50,8 @@ impl Exchange {
 
     /// The access line, once the response is out.
     pub fn log_done(&self, peer: SocketAddr) {
-        let then = if self.persistence.keeps_alive() {
-            "keep-alive"
-        } else {
-            "close"
-        };
-        info!(
-            "{peer} \"{}\" {} {} {then}",
-            self.request_line, self.status, self.sent
-        );
+        let then = if self.persistence.keeps_alive() { "keep-alive" } else { "close" };
+        info!("{peer} \"{}\" {} {} {then}", self.request_line, self.status, self.sent);
     }
 }
 
@@ -78,6 +71,15 @@ pub struct Upload {
 const MIN_BODY_BYTES_PER_SEC: u64 = 1024;
 
 impl Upload {
+    /// Takes body bytes from the front of `input`, returning how many it used. Refused when the body grows
+    /// past `max_body_bytes` (413), its framing is malformed (400), or the upload budget is spent (503).
+    pub fn absorb(&mut self, input: &[u8], limits: &Limits) -> Result<usize, HttpError> {
+        if !self.body.make_room(input.len()) {
+            return Err(HttpError::Unavailable);
+        }
+        self.decoder.decode(input, &mut self.body.bytes, limits.max_body_bytes)
+    }
+
     /// When the body times out: after an idle stall, or when it falls behind the minimum rate overall.
     pub fn deadline(&self, now: Instant, limits: &Limits) -> Instant {
         let earned = Duration::from_secs(self.body.bytes.len() as u64 / MIN_BODY_BYTES_PER_SEC);
@@ -93,10 +95,7 @@ pub enum Decision {
     /// Hand this job to the workers and wait for its completion.
     Submit(Task),
     /// Read the body first, after `100 Continue` when the client asked for it.
-    ReadBody {
-        upload: Upload,
-        expect_continue: bool,
-    },
+    ReadBody { upload: Upload, expect_continue: bool },
 }
 
 /// What a finished job means for the exchange that waits for it.
@@ -105,10 +104,7 @@ pub enum Resumption {
     /// Send this response.
     Respond(Response),
     /// The next chunk of a file being sent, and the rest if any.
-    Stream {
-        bytes: Vec<u8>,
-        rest: Option<FileCursor>,
-    },
+    Stream { bytes: Vec<u8>, rest: Option<FileCursor> },
     /// The head is already out and the body can't be finished: only closing tells the client.
     Abort,
 }
@@ -126,12 +122,8 @@ pub struct Origin {
 
 /// A complete head arrived: check it, route it, and decide what happens.
 pub fn begin(head: RequestHead, origin: Origin, ctx: &Context) -> (Exchange, Decision) {
-    let request_line = format!(
-        "{} {} HTTP/1.{}",
-        head.method.as_str(),
-        head.target,
-        head.minor_version
-    );
+    let request_line =
+        format!("{} {} HTTP/1.{}", head.method.as_str(), head.target, head.minor_version);
     debug!("{}: request \"{request_line}\"", origin.peer);
     let action = route(&head, origin, &request_line, ctx);
     let mut persistence = persistence(&head, origin.served, ctx.limits());
@@ -139,13 +131,8 @@ pub fn begin(head: RequestHead, origin: Origin, ctx: &Context) -> (Exchange, Dec
         // The body won't be read, so where the next request starts is unknown.
         persistence = Persistence::Close;
     }
-    let mut exchange = Exchange {
-        request_line,
-        method: head.method.clone(),
-        persistence,
-        status: 0,
-        sent: 0,
-    };
+    let mut exchange =
+        Exchange { request_line, method: head.method.clone(), persistence, status: 0, sent: 0 };
     let decision = match action {
         Err(err) => Decision::Respond(response::error(err, None)),
         Ok(Action::File { path, kind }) => match ctx.cache.get(&path, ctx.now) {
@@ -191,9 +178,7 @@ fn route(
 ) -> Result<Action, HttpError> {
     let peer = origin.peer;
     let shared = &ctx.shared;
-    if let Err(err) = shared
-        .hosts
-        .check(head.host.as_deref(), head.minor_version, origin.local_ip)
+    if let Err(err) = shared.hosts.check(head.host.as_deref(), head.minor_version, origin.local_ip)
     {
         let host = head.host.as_deref().unwrap_or("(none)");
         info!(
@@ -204,10 +189,7 @@ fn route(
     }
     routes::route(head, shared.limits.max_body_bytes).inspect_err(|&err| {
         let reason = routes::refusal_reason(err);
-        info!(
-            "{peer}: \"{line}\" refused ({}): {reason}",
-            err.status().code
-        );
+        info!("{peer}: \"{line}\" refused ({}): {reason}", err.status().code);
     })
 }
 
@@ -233,11 +215,7 @@ fn start_upload(
         return Decision::Respond(response::error(HttpError::Unavailable, None));
     }
     Decision::ReadBody {
-        upload: Upload {
-            decoder: BodyDecoder::new(head.framing),
-            body,
-            started: ctx.now,
-        },
+        upload: Upload { decoder: BodyDecoder::new(head.framing), body, started: ctx.now },
         expect_continue: head.expect_continue,
     }
 }
@@ -265,24 +243,13 @@ pub fn resume(
 
 /// The response to a file a worker opened; a file read whole is kept in the cache for the next requests.
 fn opened(file: OpenedFile, ctx: &mut Context) -> Response {
-    let OpenedFile {
-        path,
-        meta,
-        read_at,
-        first,
-        rest,
-    } = file;
+    let OpenedFile { path, meta, read_at, first, rest } = file;
     let body = if rest.is_none() {
         let whole: Rc<[u8]> = first.into();
-        ctx.cache
-            .insert(path.clone(), meta, Rc::clone(&whole), read_at);
+        ctx.cache.insert(path.clone(), meta, Rc::clone(&whole), read_at);
         Body::Shared(whole)
     } else {
-        Body::File {
-            len: meta.len,
-            first,
-            rest,
-        }
+        Body::File { len: meta.len, first, rest }
     };
     response::file(&path, &meta, body)
 }
@@ -317,9 +284,9 @@ mod tests {
             Decision::Respond(r) => format!("respond {}", r.status.code),
             Decision::Submit(Task::Open { path, .. }) => format!("open {}", path.display()),
             Decision::Submit(other) => format!("submit {other:?}"),
-            Decision::ReadBody {
-                expect_continue, ..
-            } => format!("read body, continue: {expect_continue}"),
+            Decision::ReadBody { expect_continue, .. } => {
+                format!("read body, continue: {expect_continue}")
+            }
         };
         (what, exchange.persistence)
     }
@@ -328,10 +295,7 @@ mod tests {
     fn requests_become_decisions() {
         let ctx = test_context(Limits::default());
         let host = "Host: localhost\r\n";
-        let keep = |remaining| Persistence::KeepAlive {
-            timeout_secs: 5,
-            remaining,
-        };
+        let keep = |remaining| Persistence::KeepAlive { timeout_secs: 5, remaining };
         let json = "Content-Type: application/json\r\nContent-Length: 2\r\n";
         let cases = [
             (format!("GET / HTTP/1.1\r\n{host}\r\n"), "open index.html", keep(99)),
@@ -339,7 +303,11 @@ mod tests {
             ("GET / HTTP/1.1\r\n\r\n".to_owned(), "respond 400", keep(99)),
             ("GET / HTTP/1.1\r\nHost: evil\r\n\r\n".to_owned(), "respond 403", keep(99)),
             (format!("GET /../x HTTP/1.1\r\n{host}\r\n"), "respond 403", keep(99)),
-            (format!("GET / HTTP/1.1\r\n{host}Connection: close\r\n\r\n"), "open index.html", Persistence::Close),
+            (
+                format!("GET / HTTP/1.1\r\n{host}Connection: close\r\n\r\n"),
+                "open index.html",
+                Persistence::Close,
+            ),
             ("GET / HTTP/1.0\r\n\r\n".to_owned(), "open index.html", Persistence::Close),
             (format!("POST /upload HTTP/1.1\r\n{host}{json}\r\n"), "read body, continue: false", keep(99)),
             (
@@ -350,17 +318,15 @@ mod tests {
             // A body that will not be read leaves the next request's start unknown.
             (format!("POST /a.html HTTP/1.1\r\n{host}{json}\r\n"), "respond 405", Persistence::Close),
             (
-                format!("POST /upload HTTP/1.1\r\n{host}Content-Type: text/plain\r\nContent-Length: 2\r\n\r\n"),
+                format!(
+                    "POST /upload HTTP/1.1\r\n{host}Content-Type: text/plain\r\nContent-Length: 2\r\n\r\n"
+                ),
                 "respond 415",
                 Persistence::Close,
             ),
         ];
         for (raw, want, persistence) in cases {
-            assert_eq!(
-                decide(&raw, 1, &ctx),
-                (want.to_owned(), persistence),
-                "{raw}"
-            );
+            assert_eq!(decide(&raw, 1, &ctx), (want.to_owned(), persistence), "{raw}");
         }
     }
 
@@ -368,10 +334,7 @@ mod tests {
     fn the_last_allowed_request_closes() {
         let ctx = test_context(Limits::default());
         let raw = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
-        let keep = Persistence::KeepAlive {
-            timeout_secs: 5,
-            remaining: 1,
-        };
+        let keep = Persistence::KeepAlive { timeout_secs: 5, remaining: 1 };
         assert_eq!(decide(raw, 99, &ctx).1, keep);
         assert_eq!(decide(raw, 100, &ctx).1, Persistence::Close);
     }
@@ -379,29 +342,20 @@ mod tests {
     #[test]
     fn a_cached_file_is_answered_without_a_job() {
         let mut ctx = test_context(Limits::default());
-        let meta = FileMeta {
-            len: 2,
-            kind: FileKind::Inline("text/html; charset=utf-8"),
-        };
-        ctx.cache
-            .insert("index.html".into(), meta, b"hi"[..].into(), ctx.now);
+        let meta = FileMeta { len: 2, kind: FileKind::Inline("text/html; charset=utf-8") };
+        ctx.cache.insert("index.html".into(), meta, b"hi"[..].into(), ctx.now);
         let raw = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
         assert_eq!(decide(raw, 1, &ctx).0, "respond 200");
     }
 
     #[test]
     fn an_upload_past_the_memory_budget_is_refused_before_its_body() {
-        let limits = Limits {
-            max_buffered_body_bytes: INITIAL_BODY_BYTES - 1,
-            ..Limits::default()
-        };
+        let limits =
+            Limits { max_buffered_body_bytes: INITIAL_BODY_BYTES - 1, ..Limits::default() };
         let ctx = test_context(limits);
         let raw = "POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
                    Content-Length: 100000\r\nExpect: 100-continue\r\n\r\n";
-        assert_eq!(
-            decide(raw, 1, &ctx),
-            ("respond 503".to_owned(), Persistence::Close)
-        );
+        assert_eq!(decide(raw, 1, &ctx), ("respond 503".to_owned(), Persistence::Close));
     }
 
     #[test]
@@ -409,38 +363,24 @@ mod tests {
         let mut ctx = test_context(Limits::default());
         let peer = origin(1).peer;
         let mut exchange = Exchange::unparsed();
-        let saved = Ok(Output::Saved {
-            name: "upload_x.json".into(),
-        });
+        let saved = Ok(Output::Saved { name: "upload_x.json".into() });
         assert!(matches!(
             resume(&exchange, saved, peer, &mut ctx),
-            Resumption::Respond(Response {
-                status: Status::CREATED,
-                ..
-            })
+            Resumption::Respond(Response { status: Status::CREATED, .. })
         ));
         let failed = || Err(JobError::from(HttpError::NotFound));
         assert!(matches!(
             resume(&exchange, failed(), peer, &mut ctx),
-            Resumption::Respond(Response {
-                status: Status::NOT_FOUND,
-                ..
-            })
+            Resumption::Respond(Response { status: Status::NOT_FOUND, .. })
         ));
         exchange.status = 200;
-        assert!(matches!(
-            resume(&exchange, failed(), peer, &mut ctx),
-            Resumption::Abort
-        ));
+        assert!(matches!(resume(&exchange, failed(), peer, &mut ctx), Resumption::Abort));
     }
 
     #[test]
     fn a_file_read_whole_is_cached_and_a_larger_one_is_not() {
         let mut ctx = test_context(Limits::default());
-        let meta = |len| FileMeta {
-            len,
-            kind: FileKind::Download,
-        };
+        let meta = |len| FileMeta { len, kind: FileKind::Download };
         let small = OpenedFile {
             path: "a.txt".into(),
             meta: meta(3),

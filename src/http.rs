@@ -196,6 +196,58 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(RequestHead, us
     Ok(Some((head, len)))
 }
 
+/// Bytes received and not yet consumed: part of a head, a body, or several pipelined requests.
+#[derive(Debug, Default)]
+pub struct Inbox {
+    /// The bytes, oldest first.
+    pub bytes: Vec<u8>,
+    /// Length of `bytes` already known not to hold a complete head, so a trickling head isn't re-parsed per byte.
+    scanned: usize,
+}
+
+impl Inbox {
+    /// Takes the next complete head off the front, if one is there. `between_requests`: no byte of this
+    /// request has arrived yet, so empty lines before it are dropped (RFC 9112 §2.2 asks to ignore at least
+    /// one); a flood of them is bounded by the idle timeout, which they don't extend, and the read turn.
+    pub fn take_head(
+        &mut self,
+        between_requests: bool,
+        limits: &Limits,
+    ) -> Result<Option<RequestHead>, HttpError> {
+        if between_requests {
+            let blank = self.bytes.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+            self.consume(blank);
+        }
+        let unscanned = &self.bytes[self.scanned..];
+        if !unscanned.contains(&b'\n') && self.bytes.len() <= limits.max_head_bytes {
+            return Ok(None);
+        }
+        match parse_head(&self.bytes, limits)? {
+            Some((head, len)) => {
+                self.consume(len);
+                Ok(Some(head))
+            }
+            None => {
+                self.scanned = self.bytes.len();
+                Ok(None)
+            }
+        }
+    }
+
+    /// Drops the first `n` bytes, which were a head or decoded body bytes.
+    pub fn consume(&mut self, n: usize) {
+        self.bytes.drain(..n);
+        self.scanned = 0;
+    }
+
+    /// Gives the buffer's memory back when it holds nothing, so idle connections stay small.
+    pub fn release_if_empty(&mut self) {
+        if self.bytes.is_empty() {
+            *self = Inbox::default();
+        }
+    }
+}
+
 /// Splits `host[:port]` or `[v6]:port`, refusing anything that is not a plausible authority.
 pub fn split_authority(host: &str) -> Result<(&str, Option<u16>), HttpError> {
     let valid = |c: char| c.is_ascii_alphanumeric() || "-._~:[]".contains(c);
@@ -321,10 +373,7 @@ pub fn write_head(
     }
     let _ = write!(out, "Content-Length: {content_length}\r\n");
     match persistence {
-        Persistence::KeepAlive {
-            timeout_secs,
-            remaining,
-        } => {
+        Persistence::KeepAlive { timeout_secs, remaining } => {
             let _ = write!(
                 out,
                 "Connection: keep-alive\r\nKeep-Alive: timeout={timeout_secs}, max={remaining}\r\n"
@@ -377,13 +426,9 @@ mod tests {
     #[test]
     fn http11_keeps_alive_unless_told_to_close() {
         assert!(head(GET).wants_keep_alive());
-        assert!(
-            !head(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Close\r\n\r\n").wants_keep_alive()
-        );
-        assert!(
-            !head(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: foo, close\r\n\r\n")
-                .wants_keep_alive()
-        );
+        assert!(!head(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Close\r\n\r\n").wants_keep_alive());
+        assert!(!head(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: foo, close\r\n\r\n")
+            .wants_keep_alive());
     }
 
     #[test]
@@ -418,12 +463,7 @@ mod tests {
             b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
         ];
         for raw in bad {
-            assert_eq!(
-                parse(raw),
-                Err(HttpError::BadRequest),
-                "{}",
-                String::from_utf8_lossy(raw)
-            );
+            assert_eq!(parse(raw), Err(HttpError::BadRequest), "{}", String::from_utf8_lossy(raw));
         }
         let gzip = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
         assert_eq!(parse(gzip), Err(HttpError::NotImplemented));
@@ -445,10 +485,7 @@ mod tests {
         let bad_host = b"GET http://localhost/ HTTP/1.1\r\nHost: x@evil\r\n\r\n";
         assert_eq!(parse(bad_host), Err(HttpError::BadRequest));
         let h = head(b"GET HTTP://example HTTP/1.1\r\nHost: other\r\n\r\n");
-        assert_eq!(
-            (h.host.as_deref(), h.target.as_str()),
-            (Some("example"), "/")
-        );
+        assert_eq!((h.host.as_deref(), h.target.as_str()), (Some("example"), "/"));
     }
 
     #[test]
@@ -462,19 +499,15 @@ mod tests {
     #[test]
     fn oversized_heads_get_414_or_431() {
         let limits = Limits::default();
-        let long_target = format!(
-            "GET /{} HTTP/1.1\r\nHost: a\r\n\r\n",
-            "a".repeat(limits.max_target_bytes)
-        );
+        let long_target =
+            format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(limits.max_target_bytes));
         assert_eq!(parse(long_target.as_bytes()), Err(HttpError::UriTooLong));
         let endless_line = vec![b'a'; limits.max_head_bytes + 1];
         let mut endless = b"GET /".to_vec();
         endless.extend_from_slice(&endless_line);
         assert_eq!(parse(&endless), Err(HttpError::UriTooLong));
-        let big_field = format!(
-            "GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n",
-            "b".repeat(limits.max_head_bytes)
-        );
+        let big_field =
+            format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n", "b".repeat(limits.max_head_bytes));
         assert_eq!(parse(big_field.as_bytes()), Err(HttpError::HeadersTooLarge));
         let many: String = (0..=MAX_HEADERS).map(|i| format!("X-{i}: v\r\n")).collect();
         let many = format!("GET / HTTP/1.1\r\n{many}\r\n");
@@ -489,17 +522,9 @@ mod tests {
             b"GET  HTTP/1.1\r\n\r\n",
         ];
         for raw in bad {
-            assert_eq!(
-                parse(raw),
-                Err(HttpError::BadRequest),
-                "{}",
-                String::from_utf8_lossy(raw)
-            );
+            assert_eq!(parse(raw), Err(HttpError::BadRequest), "{}", String::from_utf8_lossy(raw));
         }
-        assert_eq!(
-            parse(b"GET / HTTP/2.0\r\n\r\n"),
-            Err(HttpError::VersionNotSupported)
-        );
+        assert_eq!(parse(b"GET / HTTP/2.0\r\n\r\n"), Err(HttpError::VersionNotSupported));
     }
 
     #[test]
@@ -555,10 +580,7 @@ mod tests {
     #[test]
     fn response_head_carries_the_standard_fields() {
         let mut out = Vec::new();
-        let keep = Persistence::KeepAlive {
-            timeout_secs: 5,
-            remaining: 99,
-        };
+        let keep = Persistence::KeepAlive { timeout_secs: 5, remaining: 99 };
         write_head(
             &mut out,
             Status::OK,
@@ -573,5 +595,42 @@ mod tests {
         );
         assert!(text.contains("\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n"));
         assert!(text.ends_with("Connection: keep-alive\r\nKeep-Alive: timeout=5, max=99\r\n\r\n"));
+    }
+
+    #[test]
+    fn an_inbox_yields_pipelined_heads_in_order_and_keeps_what_follows() {
+        let limits = Limits::default();
+        let mut inbox = Inbox::default();
+        inbox
+            .bytes
+            .extend_from_slice(b"\r\n\r\nGET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHo");
+        let first = inbox.take_head(true, &limits).unwrap().unwrap();
+        assert_eq!(first.target, "/a");
+        assert_eq!(inbox.take_head(true, &limits), Ok(None));
+        inbox.bytes.extend_from_slice(b"st: x\r\n\r\nbody");
+        let second = inbox.take_head(false, &limits).unwrap().unwrap();
+        assert_eq!(second.target, "/b");
+        assert_eq!(inbox.bytes, b"body");
+    }
+
+    #[test]
+    fn an_inbox_split_at_every_byte_yields_the_head_only_when_complete() {
+        let limits = Limits::default();
+        let mut inbox = Inbox::default();
+        for (i, byte) in GET.iter().enumerate() {
+            inbox.bytes.push(*byte);
+            let head = inbox.take_head(i == 0, &limits).unwrap();
+            assert_eq!(head.is_some(), i == GET.len() - 1, "after byte {i}");
+        }
+        assert!(inbox.bytes.is_empty());
+    }
+
+    #[test]
+    fn blank_lines_between_requests_are_dropped() {
+        let limits = Limits::default();
+        let mut inbox = Inbox::default();
+        inbox.bytes.extend_from_slice(b"\r\n\n");
+        assert_eq!(inbox.take_head(true, &limits), Ok(None));
+        assert!(inbox.bytes.is_empty());
     }
 }

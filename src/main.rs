@@ -59,10 +59,7 @@ fn main() -> ExitCode {
     // Only fails if a logger is already set, which nothing else does.
     let _ = logger.with_utc_timestamps().init();
 
-    let addr = match (args.host.as_str(), args.port)
-        .to_socket_addrs()
-        .map(|mut a| a.next())
-    {
+    let addr = match (args.host.as_str(), args.port).to_socket_addrs().map(|mut a| a.next()) {
         Ok(Some(addr)) => addr,
         _ => {
             eprintln!("error: cannot resolve host {:?}", args.host);
@@ -70,10 +67,7 @@ fn main() -> ExitCode {
         }
     };
     if !args.root.is_dir() {
-        eprintln!(
-            "error: document root {} is not a folder",
-            args.root.display()
-        );
+        eprintln!("error: document root {} is not a folder", args.root.display());
         return ExitCode::from(2);
     }
     let max_connections = fit_to_fd_limit(args.max_connections);
@@ -144,10 +138,7 @@ const FD_RESERVE: u64 = 64;
 /// client past the limit gets the documented 503 rather than the server failing with EMFILE.
 fn fit_to_fd_limit(max_connections: usize) -> usize {
     let limit = getrlimit(Resource::Nofile);
-    let raised = Rlimit {
-        current: limit.maximum,
-        maximum: limit.maximum,
-    };
+    let raised = Rlimit { current: limit.maximum, maximum: limit.maximum };
     let available = match setrlimit(Resource::Nofile, raised) {
         Ok(()) => limit.maximum,
         Err(e) => {
@@ -158,9 +149,7 @@ fn fit_to_fd_limit(max_connections: usize) -> usize {
     let Some(fds) = available else {
         return max_connections;
     };
-    let fitting = usize::try_from(fds.saturating_sub(FD_RESERVE))
-        .unwrap_or(usize::MAX)
-        .max(1);
+    let fitting = usize::try_from(fds.saturating_sub(FD_RESERVE)).unwrap_or(usize::MAX).max(1);
     if fitting < max_connections {
         warn!(
             "file descriptor limit {fds} allows {fitting} connections, not {max_connections}; \

@@ -28,10 +28,7 @@ const FILE_KINDS: &[(&str, FileKind)] = &[
 /// How a file is sent, from its extension.
 pub fn file_kind(path: &std::path::Path) -> Option<FileKind> {
     let ext = path.extension()?.to_str()?.to_ascii_lowercase();
-    FILE_KINDS
-        .iter()
-        .find(|(e, _)| *e == ext)
-        .map(|&(_, kind)| kind)
+    FILE_KINDS.iter().find(|(e, _)| *e == ext).map(|&(_, kind)| kind)
 }
 
 #[cfg(test)]

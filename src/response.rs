@@ -29,11 +29,7 @@ pub enum Body {
     /// A whole file held by the cache.
     Shared(Rc<[u8]>),
     /// A file of `len` bytes: `first` from its start, then `rest` (if any) for workers to read chunk by chunk.
-    File {
-        len: u64,
-        first: Vec<u8>,
-        rest: Option<FileCursor>,
-    },
+    File { len: u64, first: Vec<u8>, rest: Option<FileCursor> },
 }
 
 impl Body {
@@ -97,11 +93,7 @@ pub fn file(path: &Path, meta: &FileMeta, body: Body) -> Response {
             ]
         }
     };
-    Response {
-        status: Status::OK,
-        fields,
-        body,
-    }
+    Response { status: Status::OK, fields, body }
 }
 
 /// `201 Created` for a stored upload, worded as the original server's.
@@ -113,10 +105,7 @@ pub fn created(name: &str) -> Response {
     );
     Response {
         status: Status::CREATED,
-        fields: vec![
-            ("Content-Type", "application/json".into()),
-            ("Location", url.into()),
-        ],
+        fields: vec![("Content-Type", "application/json".into()), ("Location", url.into())],
         body: Body::Bytes(body.into_bytes()),
     }
 }
@@ -137,23 +126,13 @@ pub fn error(err: HttpError, detail: Option<&str>) -> Response {
     if err == HttpError::Unavailable {
         fields.push(("Retry-After", "1".into()));
     }
-    Response {
-        status,
-        fields,
-        body: Body::Bytes(body),
-    }
+    Response { status, fields, body: Body::Bytes(body) }
 }
 
 /// A file name safe inside a quoted `filename="..."` parameter: printable ASCII without quotes or backslashes.
 fn quoted_filename(name: &str) -> String {
     name.chars()
-        .map(|c| {
-            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
-                c
-            } else {
-                '_'
-            }
-        })
+        .map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' })
         .collect()
 }
 
@@ -183,38 +162,12 @@ mod tests {
             (Method::Head, Status::OK, false),
             (Method::Head, Status::NOT_FOUND, false),
             (Method::Get, Status::NOT_FOUND, true),
-            (
-                Method::Get,
-                Status {
-                    code: 100,
-                    reason: "Continue",
-                },
-                false,
-            ),
-            (
-                Method::Get,
-                Status {
-                    code: 204,
-                    reason: "No Content",
-                },
-                false,
-            ),
-            (
-                Method::Get,
-                Status {
-                    code: 304,
-                    reason: "Not Modified",
-                },
-                false,
-            ),
+            (Method::Get, Status { code: 100, reason: "Continue" }, false),
+            (Method::Get, Status { code: 204, reason: "No Content" }, false),
+            (Method::Get, Status { code: 304, reason: "Not Modified" }, false),
         ];
         for (method, status, want) in cases {
-            assert_eq!(
-                has_body(&method, status),
-                want,
-                "{method:?} {}",
-                status.code
-            );
+            assert_eq!(has_body(&method, status), want, "{method:?} {}", status.code);
         }
     }
 
@@ -231,10 +184,7 @@ mod tests {
                 FileKind::Download,
                 vec![
                     ("Content-Type", "application/octet-stream"),
-                    (
-                        "Content-Disposition",
-                        "attachment; filename=\"my photo.jpg\"",
-                    ),
+                    ("Content-Disposition", "attachment; filename=\"my photo.jpg\""),
                 ],
             ),
             (
@@ -242,10 +192,7 @@ mod tests {
                 FileKind::Download,
                 vec![
                     ("Content-Type", "application/octet-stream"),
-                    (
-                        "Content-Disposition",
-                        "attachment; filename=\"caf_ _x_.txt\"",
-                    ),
+                    ("Content-Disposition", "attachment; filename=\"caf_ _x_.txt\""),
                 ],
             ),
         ];
@@ -253,11 +200,8 @@ mod tests {
             let meta = FileMeta { len: 3, kind };
             let response = file(Path::new(path), &meta, Body::Bytes(b"abc".to_vec()));
             assert_eq!(response.status, Status::OK);
-            let fields: Vec<(&str, &str)> = response
-                .fields
-                .iter()
-                .map(|(n, v)| (*n, v.as_ref()))
-                .collect();
+            let fields: Vec<(&str, &str)> =
+                response.fields.iter().map(|(n, v)| (*n, v.as_ref())).collect();
             assert_eq!(fields, want, "{path}");
         }
     }
@@ -268,15 +212,8 @@ mod tests {
             let file = std::fs::File::open("/dev/null").ok()?;
             Some(FileCursor::new(file, 7))
         };
-        let meta = FileMeta {
-            len: 10,
-            kind: FileKind::Download,
-        };
-        let body = || Body::File {
-            len: 10,
-            first: b"abc".to_vec(),
-            rest: cursor(),
-        };
+        let meta = FileMeta { len: 10, kind: FileKind::Download };
+        let body = || Body::File { len: 10, first: b"abc".to_vec(), rest: cursor() };
         let mut out = Vec::new();
         let get = file(Path::new("f.png"), &meta, body());
         let rest = get.encode(&mut out, DATE, Persistence::Close, &Method::Get);
@@ -286,9 +223,7 @@ mod tests {
         assert!(text.ends_with("\r\n\r\nabc"));
         let mut out = Vec::new();
         let head = file(Path::new("f.png"), &meta, body());
-        assert!(head
-            .encode(&mut out, DATE, Persistence::Close, &Method::Head)
-            .is_none());
+        assert!(head.encode(&mut out, DATE, Persistence::Close, &Method::Head).is_none());
         assert!(String::from_utf8(out)
             .unwrap()
             .ends_with("Content-Length: 10\r\nConnection: close\r\n\r\n"));
@@ -298,16 +233,8 @@ mod tests {
     fn errors_have_a_json_body_and_their_extra_fields() {
         let cases = [
             (HttpError::NotFound, 404, None),
-            (
-                HttpError::MethodNotAllowed(Allow::GetHead),
-                405,
-                Some("Allow: GET, HEAD"),
-            ),
-            (
-                HttpError::MethodNotAllowed(Allow::Post),
-                405,
-                Some("Allow: POST"),
-            ),
+            (HttpError::MethodNotAllowed(Allow::GetHead), 405, Some("Allow: GET, HEAD")),
+            (HttpError::MethodNotAllowed(Allow::Post), 405, Some("Allow: POST")),
             (HttpError::Unavailable, 503, Some("Retry-After: 1")),
             (HttpError::RequestTimeout, 408, None),
         ];
@@ -324,10 +251,7 @@ mod tests {
             assert_eq!(json["status"], code);
             assert!(json.get("message").is_none());
         }
-        let text = encode(
-            error(HttpError::BadRequest, Some("invalid JSON")),
-            Method::Get,
-        );
+        let text = encode(error(HttpError::BadRequest, Some("invalid JSON")), Method::Get);
         let json: serde_json::Value = serde_json::from_str(split(&text).1).unwrap();
         assert_eq!(json["message"], "invalid JSON");
         let head_only = encode(error(HttpError::NotFound, None), Method::Head);

@@ -15,10 +15,7 @@ pub const UPLOAD_PATH: &str = "/upload";
 pub enum Action {
     /// Send the file at `path` (relative to the root); `kind` is `None` when its extension is outside the
     /// MIME table, which is a 415 if the file exists and a 404 if not, so only the worker can tell.
-    File {
-        path: PathBuf,
-        kind: Option<FileKind>,
-    },
+    File { path: PathBuf, kind: Option<FileKind> },
     /// Read a JSON body and store it in the uploads folder.
     Upload,
 }
@@ -40,10 +37,7 @@ pub fn route(head: &RequestHead, max_body_bytes: usize) -> Result<Action, HttpEr
     let path = safe_path(&head.target)?;
     let is_upload = path_only(&head.target) == UPLOAD_PATH;
     match (&head.method, is_upload) {
-        (Method::Get | Method::Head, false) => Ok(Action::File {
-            kind: file_kind(&path),
-            path,
-        }),
+        (Method::Get | Method::Head, false) => Ok(Action::File { kind: file_kind(&path), path }),
         (Method::Post, true) => check_upload(head, max_body_bytes).map(|()| Action::Upload),
         (Method::Get | Method::Head | Method::Unsupported(_), true) => {
             Err(HttpError::MethodNotAllowed(Allow::Post))
@@ -72,11 +66,8 @@ pub fn refusal_reason(err: HttpError) -> &'static str {
 
 /// An upload must be JSON with a framed body no larger than the limit; checked before any body byte is read.
 fn check_upload(head: &RequestHead, max_body_bytes: usize) -> Result<(), HttpError> {
-    let media_type = head
-        .content_type
-        .as_deref()
-        .and_then(|ct| ct.split(';').next())
-        .map(str::trim);
+    let media_type =
+        head.content_type.as_deref().and_then(|ct| ct.split(';').next()).map(str::trim);
     if !media_type.is_some_and(|t| t.eq_ignore_ascii_case("application/json")) {
         return Err(HttpError::UnsupportedMediaType);
     }
@@ -133,13 +124,10 @@ fn percent_decode(raw: &str) -> Result<String, HttpError> {
     while i < bytes.len() {
         if bytes[i] == b'%' {
             // Both must be hex digits: from_str_radix alone would also take a sign ("%+1").
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .filter(|h| h.iter().all(u8::is_ascii_hexdigit));
+            let hex = bytes.get(i + 1..i + 3).filter(|h| h.iter().all(u8::is_ascii_hexdigit));
             let hex = hex.and_then(|h| std::str::from_utf8(h).ok());
-            let byte = hex
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or(HttpError::BadRequest)?;
+            let byte =
+                hex.and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or(HttpError::BadRequest)?;
             out.push(byte);
             i += 3;
         } else {
@@ -164,16 +152,9 @@ pub struct HostPolicy {
 impl HostPolicy {
     /// The policy for a server bound to `bound`.
     pub fn new(config: &Config, bound: SocketAddr) -> HostPolicy {
-        let mut names = vec![
-            "localhost".to_owned(),
-            config.host_name.to_ascii_lowercase(),
-        ];
+        let mut names = vec!["localhost".to_owned(), config.host_name.to_ascii_lowercase()];
         names.extend(config.allowed_hosts.iter().map(|h| h.to_ascii_lowercase()));
-        HostPolicy {
-            names,
-            bound: bound.ip(),
-            port: bound.port(),
-        }
+        HostPolicy { names, bound: bound.ip(), port: bound.port() }
     }
 
     /// Checks the Host of a request that arrived on a connection to `local`.
@@ -185,22 +166,14 @@ impl HostPolicy {
     ) -> Result<(), HttpError> {
         let Some(host) = host else {
             // HTTP/1.0 predates Host; HTTP/1.1 requires it.
-            return if minor_version == 0 {
-                Ok(())
-            } else {
-                Err(HttpError::BadRequest)
-            };
+            return if minor_version == 0 { Ok(()) } else { Err(HttpError::BadRequest) };
         };
         let (name, port) = split_authority(host.trim())?;
         if port.is_some_and(|p| p != self.port) {
             return Err(HttpError::Forbidden);
         }
         let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
-        let allowed = match name
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<IpAddr>()
-        {
+        let allowed = match name.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
             Ok(ip) => {
                 ip == self.bound
                     || (self.bound.is_unspecified() && ip == local.to_canonical())
@@ -308,10 +281,7 @@ mod tests {
         let p = policy("0.0.0.0", "0.0.0.0:80", &[]);
         let local: IpAddr = "10.1.2.3".parse().unwrap();
         assert_eq!(p.check(Some("10.1.2.3"), 1, local), Ok(()));
-        assert_eq!(
-            p.check(Some("10.1.2.4"), 1, local),
-            Err(HttpError::Forbidden)
-        );
+        assert_eq!(p.check(Some("10.1.2.4"), 1, local), Err(HttpError::Forbidden));
         let mapped: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
         let dual = policy("::", "[::]:80", &[]);
         assert_eq!(dual.check(Some("10.1.2.3"), 1, mapped), Ok(()));
@@ -329,28 +299,17 @@ mod tests {
     #[test]
     fn routes_by_method_and_path() {
         let route = |raw: &str| route(&request(raw), 1000);
-        let index = Action::File {
-            path: "index.html".into(),
-            kind: file_kind("index.html".as_ref()),
-        };
+        let index =
+            Action::File { path: "index.html".into(), kind: file_kind("index.html".as_ref()) };
         assert_eq!(route("GET / HTTP/1.1\r\n\r\n"), Ok(index));
         let json = "POST /upload HTTP/1.1\r\nContent-Type: application/json; charset=utf-8\r\n";
-        assert_eq!(
-            route(&format!("{json}Content-Length: 2\r\n\r\n")),
-            Ok(Action::Upload)
-        );
-        assert_eq!(
-            route(&format!("{json}Transfer-Encoding: chunked\r\n\r\n")),
-            Ok(Action::Upload)
-        );
+        assert_eq!(route(&format!("{json}Content-Length: 2\r\n\r\n")), Ok(Action::Upload));
+        assert_eq!(route(&format!("{json}Transfer-Encoding: chunked\r\n\r\n")), Ok(Action::Upload));
         assert_eq!(
             route(&format!("{json}Content-Length: 1001\r\n\r\n")),
             Err(HttpError::PayloadTooLarge)
         );
-        assert_eq!(
-            route(&format!("{json}\r\n")),
-            Err(HttpError::LengthRequired)
-        );
+        assert_eq!(route(&format!("{json}\r\n")), Err(HttpError::LengthRequired));
         let text = "POST /upload HTTP/1.1\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\n";
         assert_eq!(route(text), Err(HttpError::UnsupportedMediaType));
         assert_eq!(
@@ -365,9 +324,6 @@ mod tests {
             route("DELETE / HTTP/1.1\r\n\r\n"),
             Err(HttpError::MethodNotAllowed(Allow::GetHead))
         );
-        assert_eq!(
-            route("BREW / HTTP/1.1\r\n\r\n"),
-            Err(HttpError::NotImplemented)
-        );
+        assert_eq!(route("BREW / HTTP/1.1\r\n\r\n"), Err(HttpError::NotImplemented));
     }
 }

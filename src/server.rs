@@ -78,17 +78,13 @@ impl Server {
 
     fn start(config: Config, mut listener: TcpListener) -> io::Result<Server> {
         let poll = Poll::new()?;
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let root = config.root.canonicalize()?;
         let upload_dir = root.join(crate::config::UPLOAD_DIR);
         match worker::prepare_upload_dir(&upload_dir) {
             Ok(0) => {}
-            Ok(n) => info!(
-                "removed {n} unfinished upload(s) from {}",
-                upload_dir.display()
-            ),
+            Ok(n) => info!("removed {n} unfinished upload(s) from {}", upload_dir.display()),
             // Downloads still work; uploads will answer 500 until the folder is fixed.
             Err(e) => error!("uploads folder {} is unusable: {e}", upload_dir.display()),
         }
@@ -134,11 +130,7 @@ impl Server {
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
         loop {
             // Connections that used up their turn have input waiting that no event will announce again.
-            let timeout = if self.runnable.is_empty() {
-                TICK
-            } else {
-                Duration::ZERO
-            };
+            let timeout = if self.runnable.is_empty() { TICK } else { Duration::ZERO };
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -202,10 +194,7 @@ impl Server {
                 self.accept_failing = false;
             }
             if self.conns.len() >= self.ctx.limits().max_connections {
-                warn!(
-                    "{peer}: refused, {} connections open (the limit)",
-                    self.conns.len()
-                );
+                warn!("{peer}: refused, {} connections open (the limit)", self.conns.len());
                 Plain::new(socket, peer).refuse(&self.unavailable());
                 continue;
             }
@@ -226,19 +215,12 @@ impl Server {
         let key = entry.key();
         let interest = Interest::READABLE | Interest::WRITABLE;
         let mut transport = Plain::new(socket, peer);
-        if let Err(e) = self
-            .poll
-            .registry()
-            .register(&mut transport, Token(key), interest)
-        {
+        if let Err(e) = self.poll.registry().register(&mut transport, Token(key), interest) {
             error!("{peer}: cannot register socket: {e}");
             return;
         }
         self.next_serial += 1;
-        let id = ConnId {
-            key,
-            serial: self.next_serial,
-        };
+        let id = ConnId { key, serial: self.next_serial };
         info!("{peer}: new connection");
         entry.insert(Connection::new(id, transport, &self.ctx));
     }
@@ -261,10 +243,7 @@ impl Server {
                 }
                 // Its client left meanwhile (the slot may even hold a newer connection); dropping the result
                 // closes any file it carries.
-                _ => debug!(
-                    "dropping a completion for closed connection {:?}",
-                    done.conn
-                ),
+                _ => debug!("dropping a completion for closed connection {:?}", done.conn),
             }
         }
         self.ctx.shared.pool.report(self.ctx.now);

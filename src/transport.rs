@@ -68,14 +68,8 @@ impl Plain {
     pub fn new(socket: TcpStream, peer: SocketAddr) -> Plain {
         // Responses go out in one write per buffer; waiting for more data to coalesce only adds latency.
         let _ = socket.set_nodelay(true);
-        let local_ip = socket
-            .local_addr()
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
-        Plain {
-            socket,
-            peer,
-            local_ip,
-        }
+        let local_ip = socket.local_addr().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+        Plain { socket, peer, local_ip }
     }
 
     /// Best effort for a client we won't serve: read what it already sent (so that closing does not reset the

@@ -45,10 +45,7 @@ pub struct Job {
 #[derive(Debug)]
 pub enum Task {
     /// Resolve `path` (relative to the root), check it stays inside, open it, and read the first chunk.
-    Open {
-        path: PathBuf,
-        kind: Option<FileKind>,
-    },
+    Open { path: PathBuf, kind: Option<FileKind> },
     /// Read the next chunk of a file being sent.
     Read { file: FileCursor },
     /// Validate an upload as JSON and store it durably under a new name.
@@ -109,10 +106,7 @@ pub enum Output {
     /// A file was opened.
     Opened(OpenedFile),
     /// The next chunk of a file, and the rest if any.
-    Chunk {
-        bytes: Vec<u8>,
-        rest: Option<FileCursor>,
-    },
+    Chunk { bytes: Vec<u8>, rest: Option<FileCursor> },
     /// An upload was stored under `name` in the uploads folder.
     Saved { name: String },
 }
@@ -158,19 +152,13 @@ impl From<io::Error> for JobError {
         if error == HttpError::Internal {
             error!("file access failed: {message}");
         }
-        JobError {
-            error,
-            detail: None,
-        }
+        JobError { error, detail: None }
     }
 }
 
 impl From<HttpError> for JobError {
     fn from(error: HttpError) -> Self {
-        JobError {
-            error,
-            detail: None,
-        }
+        JobError { error, detail: None }
     }
 }
 
@@ -230,9 +218,7 @@ impl WorkerPool {
                 stats: Arc::clone(&stats),
             };
             threads.push(
-                thread::Builder::new()
-                    .name(format!("worker-{n}"))
-                    .spawn(move || worker.run())?,
+                thread::Builder::new().name(format!("worker-{n}")).spawn(move || worker.run())?,
             );
         }
         Ok(WorkerPool {
@@ -279,10 +265,7 @@ impl WorkerPool {
         let saturated = queued > 0 && busy >= self.threads.len();
         let was_saturated = self.saturated.swap(saturated, Ordering::SeqCst);
         if saturated && !was_saturated && self.may_warn(now) {
-            warn!(
-                "worker pool saturated: {}; jobs are queueing",
-                self.status()
-            );
+            warn!("worker pool saturated: {}; jobs are queueing", self.status());
         } else if self.refused.load(Ordering::SeqCst) > 0 && self.may_warn(now) {
             // 503s counted while warnings were rate-limited would otherwise go unreported.
             warn!(
@@ -373,23 +356,11 @@ impl Worker {
             return Err(HttpError::NotFound.into());
         }
         let kind = kind.ok_or(HttpError::UnsupportedMediaType)?;
-        let meta = FileMeta {
-            len: stat.len(),
-            kind,
-        };
+        let meta = FileMeta { len: stat.len(), kind };
         debug!("serving {} ({} bytes)", path.display(), meta.len);
-        let cursor = FileCursor {
-            file,
-            remaining: meta.len,
-        };
+        let cursor = FileCursor { file, remaining: meta.len };
         let (first, rest) = read_chunk(cursor, self.config.chunk_bytes)?;
-        Ok(OpenedFile {
-            path,
-            meta,
-            read_at,
-            first,
-            rest,
-        })
+        Ok(OpenedFile { path, meta, read_at, first, rest })
     }
 
     /// Opens `path` (relative, already free of `..`) inside the root, refusing symlinks that lead out.
@@ -418,19 +389,12 @@ impl Worker {
         let started = Instant::now();
         if let Err(reason) = validate_json(body) {
             info!("upload rejected: {reason}");
-            return Err(JobError {
-                error: HttpError::BadRequest,
-                detail: Some(reason),
-            });
+            return Err(JobError { error: HttpError::BadRequest, detail: Some(reason) });
         }
         let name = upload_name();
         match store(&self.config.upload_dir, &name, body) {
             Ok(()) => {
-                info!(
-                    "upload stored: {name} ({} bytes in {:?})",
-                    body.len(),
-                    started.elapsed()
-                );
+                info!("upload stored: {name} ({} bytes in {:?})", body.len(), started.elapsed());
                 Ok(Output::Saved { name })
             }
             Err(e) => {
@@ -451,18 +415,9 @@ const OPENAT2_RETRIES: usize = 4;
 /// seccomp filter refuses it, so the worker falls back to resolving and checking paths itself.
 pub fn open_root(root: &Path) -> io::Result<Option<OwnedFd>> {
     // O_PATH: searching the root needs only execute permission, not read.
-    let dir = rustix::fs::open(
-        root,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    match openat2(
-        &dir,
-        ".",
-        OFlags::PATH | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::BENEATH,
-    ) {
+    let dir =
+        rustix::fs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+    match openat2(&dir, ".", OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), ResolveFlags::BENEATH) {
         Ok(_) => Ok(Some(dir)),
         Err(Errno::NOSYS | Errno::PERM) => {
             warn!("openat2 is unavailable: paths are resolved and checked before opening instead");
@@ -480,18 +435,12 @@ fn open_resolved(root: &Path, path: &Path) -> Result<File, JobError> {
         return Err(escaped(path));
     }
     let nonblocking = OFlags::NONBLOCK.bits() as i32;
-    Ok(File::options()
-        .read(true)
-        .custom_flags(nonblocking)
-        .open(&full)?)
+    Ok(File::options().read(true).custom_flags(nonblocking).open(&full)?)
 }
 
 /// A path whose resolution leaves the root: logged as the security refusal it is.
 fn escaped(path: &Path) -> JobError {
-    info!(
-        "rejected {}: resolves outside the root (symlink)",
-        path.display()
-    );
+    info!("rejected {}: resolves outside the root (symlink)", path.display());
     HttpError::Forbidden.into()
 }
 
@@ -500,9 +449,7 @@ fn read_chunk(
     mut cursor: FileCursor,
     chunk_bytes: usize,
 ) -> Result<(Vec<u8>, Option<FileCursor>), JobError> {
-    let want = usize::try_from(cursor.remaining)
-        .unwrap_or(usize::MAX)
-        .min(chunk_bytes);
+    let want = usize::try_from(cursor.remaining).unwrap_or(usize::MAX).min(chunk_bytes);
     let mut bytes = vec![0; want];
     let mut filled = 0;
     while filled < want {
@@ -527,9 +474,7 @@ fn read_chunk(
 fn validate_json(body: &[u8]) -> Result<(), String> {
     let text = std::str::from_utf8(body)
         .map_err(|e| format!("invalid JSON: not UTF-8 at byte {}", e.valid_up_to()))?;
-    serde_json::from_str::<IgnoredAny>(text)
-        .map(|_| ())
-        .map_err(|e| format!("invalid JSON: {e}"))
+    serde_json::from_str::<IgnoredAny>(text).map(|_| ()).map_err(|e| format!("invalid JSON: {e}"))
 }
 
 /// `upload_YYYYMMDD_HHMMSS_<uuid>.json`: sortable by time, unique by the v4 uuid.
@@ -596,10 +541,8 @@ mod tests {
     use super::*;
 
     fn temp_dir() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "http-server-unit-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
+        let dir = std::env::temp_dir()
+            .join(format!("http-server-unit-{}", uuid::Uuid::new_v4().simple()));
         fs::create_dir_all(&dir).unwrap();
         dir
     }
@@ -627,18 +570,13 @@ mod tests {
             stats: Arc::default(),
         };
         let status = |result: Result<File, JobError>| {
-            result
-                .map(|_| 200)
-                .unwrap_or_else(|e| e.error.status().code)
+            result.map(|_| 200).unwrap_or_else(|e| e.error.status().code)
         };
         assert_eq!(status(worker.open_inside_root(Path::new("out.txt"))), 403);
         assert_eq!(status(open_resolved(&root, Path::new("out.txt"))), 403);
         assert_eq!(status(worker.open_inside_root(Path::new("alias.txt"))), 200);
         assert_eq!(status(open_resolved(&root, Path::new("alias.txt"))), 200);
-        assert_eq!(
-            status(worker.open_inside_root(Path::new("missing.txt"))),
-            404
-        );
+        assert_eq!(status(worker.open_inside_root(Path::new("missing.txt"))), 404);
         fs::remove_dir_all(root).unwrap();
         fs::remove_dir_all(outside).unwrap();
     }
@@ -652,21 +590,11 @@ mod tests {
         let (reply, done) = Reply::channel(waker);
         let pool = WorkerPool::new(1, 0, worker_config(&dir)).unwrap();
         let conn = ConnId { key: 0, serial: 1 };
-        let open = Task::Open {
-            path: "f.txt".into(),
-            kind: Some(FileKind::Download),
-        };
+        let open = Task::Open { path: "f.txt".into(), kind: Some(FileKind::Download) };
         let now = Instant::now();
-        let job = |task| Job {
-            conn,
-            task,
-            reply: reply.clone(),
-        };
+        let job = |task| Job { conn, task, reply: reply.clone() };
         assert_eq!(pool.submit(job(open), now), Err(HttpError::Unavailable));
-        let file = FileCursor {
-            file: File::open(dir.join("f.txt")).unwrap(),
-            remaining: 10,
-        };
+        let file = FileCursor { file: File::open(dir.join("f.txt")).unwrap(), remaining: 10 };
         assert_eq!(pool.submit(job(Task::Read { file }), now), Ok(()));
         let completion = done.recv_timeout(Duration::from_secs(5)).unwrap();
         assert!(
@@ -699,15 +627,10 @@ mod tests {
     fn store_writes_exactly_the_body_and_leaves_no_temp_file() {
         let dir = temp_dir();
         store(&dir.join("uploads"), "upload_x.json", b"{\"a\": 1}").unwrap();
-        let names: Vec<_> = fs::read_dir(dir.join("uploads"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let names: Vec<_> =
+            fs::read_dir(dir.join("uploads")).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec!["upload_x.json"]);
-        assert_eq!(
-            fs::read(dir.join("uploads/upload_x.json")).unwrap(),
-            b"{\"a\": 1}"
-        );
+        assert_eq!(fs::read(dir.join("uploads/upload_x.json")).unwrap(), b"{\"a\": 1}");
         fs::remove_dir_all(dir).unwrap();
     }
 
@@ -725,10 +648,7 @@ mod tests {
         fs::write(dir.join(".upload_a.json.tmp"), b"{").unwrap();
         fs::write(dir.join("upload_b.json"), b"{}").unwrap();
         assert_eq!(prepare_upload_dir(&dir).unwrap(), 1);
-        let names: Vec<_> = fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let names: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec!["upload_b.json"]);
         fs::remove_dir_all(dir).unwrap();
     }
@@ -737,10 +657,7 @@ mod tests {
     fn chunks_are_read_until_the_file_ends() {
         let dir = temp_dir();
         fs::write(dir.join("f"), b"0123456789").unwrap();
-        let cursor = FileCursor {
-            file: File::open(dir.join("f")).unwrap(),
-            remaining: 10,
-        };
+        let cursor = FileCursor { file: File::open(dir.join("f")).unwrap(), remaining: 10 };
         let (first, rest) = read_chunk(cursor, 4).unwrap();
         let (second, rest) = read_chunk(rest.unwrap(), 4).unwrap();
         let (third, rest) = read_chunk(rest.unwrap(), 4).unwrap();

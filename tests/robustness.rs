@@ -28,11 +28,7 @@ fn assert_still_serving(server: &TestServer, after: &str) {
 
 /// Asserts the server process is alive and has not logged a panic.
 fn assert_alive_without_panics(server: &mut TestServer) {
-    assert!(
-        server.is_running(),
-        "the server died; log:\n{}",
-        server.log()
-    );
+    assert!(server.is_running(), "the server died; log:\n{}", server.log());
     assert!(!server.log().contains("panicked"), "{}", server.log());
 }
 
@@ -44,13 +40,8 @@ fn status_then_close(stream: &mut TcpStream, what: &str) -> Option<u16> {
         return None;
     }
     let text = String::from_utf8_lossy(&raw);
-    assert!(
-        text.starts_with("HTTP/1.1 "),
-        "{what}: not a status line: {text:?}"
-    );
-    let status = text[9..12]
-        .parse()
-        .unwrap_or_else(|_| panic!("{what}: bad status in {text:?}"));
+    assert!(text.starts_with("HTTP/1.1 "), "{what}: not a status line: {text:?}");
+    let status = text[9..12].parse().unwrap_or_else(|_| panic!("{what}: bad status in {text:?}"));
     Some(status)
 }
 
@@ -78,43 +69,25 @@ fn completions_for_clients_that_disconnected_never_reach_new_clients() {
         }
     }
     // New clients, likely reusing the abandoned connections' slots, get exactly their own responses.
-    let small = [
-        "/sample.txt",
-        "/about.html",
-        "/index.html",
-        "/contact.html",
-        "/logo.png",
-    ];
+    let small = ["/sample.txt", "/about.html", "/index.html", "/contact.html", "/logo.png"];
     for round in 0..4 {
         let clients: Vec<(TcpStream, &str)> = small
             .iter()
             .map(|path| {
                 let mut stream = server.connect();
-                stream
-                    .write_all(get_request(&server, path).as_bytes())
-                    .unwrap();
+                stream.write_all(get_request(&server, path).as_bytes()).unwrap();
                 (stream, *path)
             })
             .collect();
         for (mut stream, path) in clients {
             let response = read_response(&mut stream).expect("a response");
-            assert_eq!(
-                response.status, 200,
-                "round {round} {path}: {}",
-                response.head
-            );
-            assert!(
-                response.body == bundled(&path[1..]),
-                "round {round} {path}: foreign body"
-            );
+            assert_eq!(response.status, 200, "round {round} {path}: {}", response.head);
+            assert!(response.body == bundled(&path[1..]), "round {round} {path}: foreign body");
         }
     }
     // And the big file itself still downloads completely for a client that stays.
     let response = exchange(&server, big.as_bytes());
-    assert_eq!(
-        response.body,
-        std::fs::read(server.root.join("big.png")).unwrap()
-    );
+    assert_eq!(response.body, std::fs::read(server.root.join("big.png")).unwrap());
     assert_alive_without_panics(&mut server);
     // At least one completion found its connection gone (the reset clients) and was dropped, not misdelivered.
     assert!(
@@ -132,11 +105,7 @@ fn malformed_input_gets_an_error_status_or_a_clean_close_and_the_server_keeps_se
     let garbage = random_bytes(512, 0x5eed_6a7b_a6e5);
     let cases: Vec<(&str, Vec<u8>, Option<u16>)> = vec![
         ("garbage bytes", garbage, None),
-        (
-            "a TLS hello",
-            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\x00\r\n\r\n".to_vec(),
-            None,
-        ),
+        ("a TLS hello", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\x00\r\n\r\n".to_vec(), None),
         (
             "a NUL in the request line",
             format!("GET /ind\0ex.html HTTP/1.1\r\nHost: {host}\r\n\r\n").into_bytes(),
@@ -144,11 +113,8 @@ fn malformed_input_gets_an_error_status_or_a_clean_close_and_the_server_keeps_se
         ),
         (
             "a huge header",
-            format!(
-                "GET / HTTP/1.1\r\nHost: {host}\r\nX-Big: {}\r\n\r\n",
-                "a".repeat(20_000)
-            )
-            .into_bytes(),
+            format!("GET / HTTP/1.1\r\nHost: {host}\r\nX-Big: {}\r\n\r\n", "a".repeat(20_000))
+                .into_bytes(),
             Some(431),
         ),
         (
@@ -156,11 +122,7 @@ fn malformed_input_gets_an_error_status_or_a_clean_close_and_the_server_keeps_se
             format!("GET / HTTP/1.1\r\nHost: {host}\r\n{many_headers}\r\n").into_bytes(),
             Some(431),
         ),
-        (
-            "the HTTP/2 preface",
-            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec(),
-            None,
-        ),
+        ("the HTTP/2 preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec(), None),
         ("lone newlines", b"\n\n".to_vec(), None),
         (
             "a request line without a version",
@@ -219,10 +181,7 @@ fn a_client_that_sends_half_a_head_and_closes_leaves_the_server_serving() {
     stream.shutdown(Shutdown::Write).unwrap();
     // A half-closed client may get an error status or a close, but never a hang.
     let status = status_then_close(&mut stream, "half a head then FIN");
-    assert!(
-        status.is_none_or(|s| (400..600).contains(&s)),
-        "got {status:?}"
-    );
+    assert!(status.is_none_or(|s| (400..600).contains(&s)), "got {status:?}");
     assert_still_serving(&server, "half heads");
     assert!(server.is_running());
 }
@@ -277,24 +236,14 @@ fn invalid_command_lines_exit_with_code_2() {
     ];
     for args in cases {
         let output = run_binary(args);
-        assert_eq!(
-            output.status.code(),
-            Some(2),
-            "{args:?}: {}",
-            combined_output(&output)
-        );
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", combined_output(&output));
     }
 }
 
 #[test]
 fn help_exits_successfully() {
     let output = run_binary(&["--help"]);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        combined_output(&output)
-    );
+    assert_eq!(output.status.code(), Some(0), "{}", combined_output(&output));
     assert!(combined_output(&output).contains("--idle-timeout"));
 }
 
@@ -306,10 +255,7 @@ fn a_port_in_use_exits_with_code_1_and_names_the_port() {
     drop(listener);
     let text = combined_output(&output);
     assert_eq!(output.status.code(), Some(1), "{text}");
-    assert!(
-        text.contains(&port),
-        "the message does not name port {port}: {text}"
-    );
+    assert!(text.contains(&port), "the message does not name port {port}: {text}");
 }
 
 #[test]
@@ -397,16 +343,9 @@ fn refusals_are_logged_with_their_reason() {
     for request in &requests {
         exchange(&server, request.as_bytes());
     }
-    for reason in [
-        "leaves the document root",
-        "not application/json",
-        "does not name this server",
-    ] {
-        assert!(
-            server.log_contains(reason),
-            "no {reason:?} in:\n{}",
-            server.log()
-        );
+    for reason in ["leaves the document root", "not application/json", "does not name this server"]
+    {
+        assert!(server.log_contains(reason), "no {reason:?} in:\n{}", server.log());
     }
 }
 
@@ -442,11 +381,7 @@ fn a_client_flooding_empty_lines_does_not_starve_the_others() {
 fn under_a_low_descriptor_limit_clients_past_it_get_503_not_server_errors() {
     // 100 descriptors, 64 kept in reserve: room for 36 connections.
     let server = TestServer::start_with_fd_limit(100, &[]);
-    assert!(
-        server.log_contains("allows 36 connections"),
-        "{}",
-        server.log()
-    );
+    assert!(server.log_contains("allows 36 connections"), "{}", server.log());
     let request = get_request(&server, "/sample.txt");
     let _held = hold_connections(&server, 36, &request);
     assert_eq!(exchange(&server, request.as_bytes()).status, 503);

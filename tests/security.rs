@@ -47,14 +47,8 @@ fn get_with_headers(server: &TestServer, version: &str, headers: &str) -> Respon
 
 fn assert_no_secret(response: &Response, sandbox: &Sandbox, what: &str) {
     let body = String::from_utf8_lossy(&response.body);
-    assert!(
-        !body.contains(&sandbox.marker),
-        "{what}: the outside file leaked: {body}"
-    );
-    assert!(
-        !response.head.contains(&sandbox.marker),
-        "{what}: the outside file leaked"
-    );
+    assert!(!body.contains(&sandbox.marker), "{what}: the outside file leaked: {body}");
+    assert!(!response.head.contains(&sandbox.marker), "{what}: the outside file leaked");
 }
 
 #[test]
@@ -100,22 +94,10 @@ fn every_traversal_form_is_403_and_never_leaks_the_outside_file() {
 #[test]
 fn malformed_percent_encodings_are_400() {
     let (server, sandbox) = server_beside_a_secret(&[]);
-    for target in [
-        "/%zz",
-        "/index%zz.html",
-        "/%4",
-        "/index.html%4",
-        "/%4g.html",
-        "/%",
-    ] {
+    for target in ["/%zz", "/index%zz.html", "/%4", "/index.html%4", "/%4g.html", "/%"] {
         let response = get_target(&server, target);
         assert_eq!(response.status, 400, "{target}: {}", response.head);
-        assert_eq!(
-            response.header("Connection"),
-            Some("close"),
-            "{target}: {}",
-            response.head
-        );
+        assert_eq!(response.header("Connection"), Some("close"), "{target}: {}", response.head);
         assert_no_secret(&response, &sandbox, target);
     }
 }
@@ -152,81 +134,22 @@ fn host_header_is_validated() {
     let host = server.host();
     let cases: Vec<(&str, String, String, u16)> = vec![
         ("missing on HTTP/1.1", "1.1".into(), String::new(), 400),
-        (
-            "duplicate",
-            "1.1".into(),
-            format!("Host: {host}\r\nHost: {host}\r\n"),
-            400,
-        ),
-        (
-            "foreign name",
-            "1.1".into(),
-            "Host: evil.example\r\n".into(),
-            403,
-        ),
-        (
-            "foreign name with our port",
-            "1.1".into(),
-            format!("Host: evil.example:{port}\r\n"),
-            403,
-        ),
-        (
-            "wrong port",
-            "1.1".into(),
-            "Host: 127.0.0.1:1\r\n".into(),
-            403,
-        ),
-        (
-            "ip with port",
-            "1.1".into(),
-            format!("Host: 127.0.0.1:{port}\r\n"),
-            200,
-        ),
-        (
-            "ip without port",
-            "1.1".into(),
-            "Host: 127.0.0.1\r\n".into(),
-            200,
-        ),
-        (
-            "localhost with port",
-            "1.1".into(),
-            format!("Host: localhost:{port}\r\n"),
-            200,
-        ),
-        (
-            "localhost without port",
-            "1.1".into(),
-            "Host: localhost\r\n".into(),
-            200,
-        ),
-        (
-            "upper-case localhost",
-            "1.1".into(),
-            "Host: LOCALHOST\r\n".into(),
-            200,
-        ),
-        (
-            "unlisted name",
-            "1.1".into(),
-            "Host: example.test\r\n".into(),
-            403,
-        ),
+        ("duplicate", "1.1".into(), format!("Host: {host}\r\nHost: {host}\r\n"), 400),
+        ("foreign name", "1.1".into(), "Host: evil.example\r\n".into(), 403),
+        ("foreign name with our port", "1.1".into(), format!("Host: evil.example:{port}\r\n"), 403),
+        ("wrong port", "1.1".into(), "Host: 127.0.0.1:1\r\n".into(), 403),
+        ("ip with port", "1.1".into(), format!("Host: 127.0.0.1:{port}\r\n"), 200),
+        ("ip without port", "1.1".into(), "Host: 127.0.0.1\r\n".into(), 200),
+        ("localhost with port", "1.1".into(), format!("Host: localhost:{port}\r\n"), 200),
+        ("localhost without port", "1.1".into(), "Host: localhost\r\n".into(), 200),
+        ("upper-case localhost", "1.1".into(), "Host: LOCALHOST\r\n".into(), 200),
+        ("unlisted name", "1.1".into(), "Host: example.test\r\n".into(), 403),
         ("HTTP/1.0 without Host", "1.0".into(), String::new(), 200),
-        (
-            "HTTP/1.0 with a foreign Host",
-            "1.0".into(),
-            "Host: evil.example\r\n".into(),
-            403,
-        ),
+        ("HTTP/1.0 with a foreign Host", "1.0".into(), "Host: evil.example\r\n".into(), 403),
     ];
     for (what, version, headers, status) in cases {
         let response = get_with_headers(&server, &version, &headers);
-        assert_eq!(
-            response.status, status,
-            "{what}: {headers:?} -> {}",
-            response.head
-        );
+        assert_eq!(response.status, status, "{what}: {headers:?} -> {}", response.head);
     }
 }
 
@@ -257,14 +180,8 @@ fn an_absolute_form_target_supplies_the_host() {
             ),
             200,
         ),
-        (
-            format!("GET http://localhost:{port}/about.html HTTP/1.1\r\nHost: evil.example\r\n"),
-            200,
-        ),
-        (
-            format!("GET http://evil.example/about.html HTTP/1.1\r\nHost: localhost:{port}\r\n"),
-            403,
-        ),
+        (format!("GET http://localhost:{port}/about.html HTTP/1.1\r\nHost: evil.example\r\n"), 200),
+        (format!("GET http://evil.example/about.html HTTP/1.1\r\nHost: localhost:{port}\r\n"), 403),
     ];
     let about = std::fs::read(server.root.join("about.html")).unwrap();
     for (head, status) in cases {

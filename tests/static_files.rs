@@ -23,12 +23,7 @@ fn write_big_png(server: &TestServer, name: &str) -> Vec<u8> {
 
 fn assert_json_error(response: &Response, status: u16) {
     assert_eq!(response.status, status, "{}", response.head);
-    assert_eq!(
-        response.header("Content-Type"),
-        Some("application/json"),
-        "{}",
-        response.head
-    );
+    assert_eq!(response.header("Content-Type"), Some("application/json"), "{}", response.head);
     let json: serde_json::Value = serde_json::from_slice(&response.body)
         .unwrap_or_else(|e| panic!("error body is not JSON ({e}): {:?}", response.body));
     assert_eq!(json["status"], status, "{json}");
@@ -44,10 +39,7 @@ fn root_path_serves_index_html_as_html() {
     let server = TestServer::start(&[]);
     let response = server.get("/");
     assert_eq!(response.status, 200, "{}", response.head);
-    assert_eq!(
-        response.header("Content-Type"),
-        Some("text/html; charset=utf-8")
-    );
+    assert_eq!(response.header("Content-Type"), Some("text/html; charset=utf-8"));
     assert_eq!(response.body, bundled("index.html"));
 }
 
@@ -57,16 +49,8 @@ fn html_pages_are_served_inline_with_the_html_content_type() {
     for name in ["index.html", "about.html", "contact.html"] {
         let response = server.get(&format!("/{name}"));
         assert_eq!(response.status, 200, "{name}: {}", response.head);
-        assert_eq!(
-            response.header("Content-Type"),
-            Some("text/html; charset=utf-8"),
-            "{name}"
-        );
-        assert_eq!(
-            response.header("Content-Disposition"),
-            None,
-            "{name} must be inline"
-        );
+        assert_eq!(response.header("Content-Type"), Some("text/html; charset=utf-8"), "{name}");
+        assert_eq!(response.header("Content-Disposition"), None, "{name} must be inline");
         assert_eq!(response.body, bundled(name), "{name}");
     }
 }
@@ -77,26 +61,12 @@ fn png_jpg_and_txt_files_download_byte_exact_as_attachments() {
     for name in ["logo.png", "photo.jpg", "sample.txt"] {
         let response = server.get(&format!("/{name}"));
         assert_eq!(response.status, 200, "{name}: {}", response.head);
-        assert_eq!(
-            response.header("Content-Type"),
-            Some("application/octet-stream"),
-            "{name}"
-        );
+        assert_eq!(response.header("Content-Type"), Some("application/octet-stream"), "{name}");
         let disposition = format!("attachment; filename=\"{name}\"");
-        assert_eq!(
-            response.header("Content-Disposition"),
-            Some(disposition.as_str()),
-            "{name}"
-        );
+        assert_eq!(response.header("Content-Disposition"), Some(disposition.as_str()), "{name}");
         let expected = bundled(name);
-        assert_eq!(
-            response.header("Content-Length"),
-            Some(expected.len().to_string().as_str())
-        );
-        assert!(
-            response.body == expected,
-            "{name}: body differs from resources/{name}"
-        );
+        assert_eq!(response.header("Content-Length"), Some(expected.len().to_string().as_str()));
+        assert!(response.body == expected, "{name}: body differs from resources/{name}");
     }
 }
 
@@ -104,25 +74,12 @@ fn png_jpg_and_txt_files_download_byte_exact_as_attachments() {
 fn a_generated_ten_mib_png_downloads_byte_exact_over_raw_tcp() {
     let server = TestServer::start(&[]);
     let expected = write_big_png(&server, "big.png");
-    let response = exchange(
-        &server,
-        close_request(&server, "GET", "/big.png").as_bytes(),
-    );
+    let response = exchange(&server, close_request(&server, "GET", "/big.png").as_bytes());
     assert_eq!(response.status, 200, "{}", response.head);
-    assert_eq!(
-        response.header("Content-Length"),
-        Some(BIG_LEN.to_string().as_str())
-    );
-    assert_eq!(
-        response.header("Content-Disposition"),
-        Some("attachment; filename=\"big.png\"")
-    );
+    assert_eq!(response.header("Content-Length"), Some(BIG_LEN.to_string().as_str()));
+    assert_eq!(response.header("Content-Disposition"), Some("attachment; filename=\"big.png\""));
     assert_eq!(response.body.len(), expected.len());
-    let first_difference = response
-        .body
-        .iter()
-        .zip(&expected)
-        .position(|(a, b)| a != b);
+    let first_difference = response.body.iter().zip(&expected).position(|(a, b)| a != b);
     assert_eq!(first_difference, None, "the download differs from the file");
 }
 
@@ -138,24 +95,12 @@ fn head_sends_the_get_headers_without_a_body() {
         stream.write_all(head.as_bytes()).unwrap();
         let response = read_response_head_only(&mut stream).expect("a HEAD response");
         assert_eq!(response.status, 200, "{path}: {}", response.head);
-        assert_eq!(
-            response.header("Content-Length"),
-            get.header("Content-Length"),
-            "{path}"
-        );
-        assert_eq!(
-            response.header("Content-Type"),
-            get.header("Content-Type"),
-            "{path}"
-        );
+        assert_eq!(response.header("Content-Length"), get.header("Content-Length"), "{path}");
+        assert_eq!(response.header("Content-Type"), get.header("Content-Type"), "{path}");
         stream.write_all(then_get.as_bytes()).unwrap();
         let next = read_response(&mut stream).expect("the response after HEAD");
         assert_eq!(next.status, 200, "{path}: {}", next.head);
-        assert_eq!(
-            next.body,
-            bundled("contact.html"),
-            "HEAD {path} sent body bytes"
-        );
+        assert_eq!(next.body, bundled("contact.html"), "HEAD {path} sent body bytes");
     }
 }
 
@@ -163,16 +108,11 @@ fn head_sends_the_get_headers_without_a_body() {
 fn head_with_connection_close_is_followed_by_eof_and_no_body() {
     let server = TestServer::start(&[]);
     let mut stream = server.connect();
-    stream
-        .write_all(close_request(&server, "HEAD", "/photo.jpg").as_bytes())
-        .unwrap();
+    stream.write_all(close_request(&server, "HEAD", "/photo.jpg").as_bytes()).unwrap();
     let response = read_response_head_only(&mut stream).expect("a HEAD response");
     assert_eq!(response.status, 200, "{}", response.head);
     let expected_len = bundled("photo.jpg").len().to_string();
-    assert_eq!(
-        response.header("Content-Length"),
-        Some(expected_len.as_str())
-    );
+    assert_eq!(response.header("Content-Length"), Some(expected_len.as_str()));
     assert_eq!(read_to_eof(&mut stream), b"", "HEAD must not send a body");
 }
 
@@ -187,17 +127,9 @@ fn a_missing_file_is_404_with_a_json_body() {
 fn put_delete_and_other_known_methods_are_405_with_allow_get_head() {
     let server = TestServer::start(&[]);
     for method in ["PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT"] {
-        let response = exchange(
-            &server,
-            close_request(&server, method, "/index.html").as_bytes(),
-        );
+        let response = exchange(&server, close_request(&server, method, "/index.html").as_bytes());
         assert_json_error(&response, 405);
-        assert_eq!(
-            response.header("Allow"),
-            Some("GET, HEAD"),
-            "{method}: {}",
-            response.head
-        );
+        assert_eq!(response.header("Allow"), Some("GET, HEAD"), "{method}: {}", response.head);
     }
 }
 
@@ -225,18 +157,8 @@ fn an_unknown_method_is_501_and_the_connection_serves_on() {
     let response = read_response(&mut stream).expect("a response");
     assert_json_error(&response, 501);
     // No body, so the framing is intact and the connection carries on.
-    assert_eq!(
-        response.header("Connection"),
-        Some("keep-alive"),
-        "{}",
-        response.head
-    );
-    assert_eq!(
-        read_response(&mut stream)
-            .expect("a second response")
-            .status,
-        200
-    );
+    assert_eq!(response.header("Connection"), Some("keep-alive"), "{}", response.head);
+    assert_eq!(read_response(&mut stream).expect("a second response").status, 200);
 }
 
 #[test]
@@ -289,9 +211,7 @@ fn every_response_carries_date_server_and_content_length() {
     ];
     for &(method, path, status) in cases {
         let mut stream = server.connect();
-        stream
-            .write_all(close_request(&server, method, path).as_bytes())
-            .unwrap();
+        stream.write_all(close_request(&server, method, path).as_bytes()).unwrap();
         let response = if method == "HEAD" {
             read_response_head_only(&mut stream)
         } else {
@@ -301,21 +221,10 @@ fn every_response_carries_date_server_and_content_length() {
         let what = format!("{method} {path}: {}", response.head);
         assert_eq!(response.status, status, "{what}");
         assert!(response.head.starts_with("HTTP/1.1 "), "{what}");
-        let date = response
-            .header("Date")
-            .unwrap_or_else(|| panic!("no Date: {what}"));
-        assert!(
-            httpdate::parse_http_date(date).is_ok(),
-            "bad Date {date:?}: {what}"
-        );
-        assert!(
-            response.header("Server").is_some_and(|s| !s.is_empty()),
-            "no Server: {what}"
-        );
-        assert!(
-            response.header("Content-Length").is_some(),
-            "no Content-Length: {what}"
-        );
+        let date = response.header("Date").unwrap_or_else(|| panic!("no Date: {what}"));
+        assert!(httpdate::parse_http_date(date).is_ok(), "bad Date {date:?}: {what}");
+        assert!(response.header("Server").is_some_and(|s| !s.is_empty()), "no Server: {what}");
+        assert!(response.header("Content-Length").is_some(), "no Content-Length: {what}");
     }
 }
 
@@ -329,11 +238,7 @@ fn curl_downloads_a_file_byte_exact() {
     };
     let downloaded = std::fs::read(&out_file);
     let _ = std::fs::remove_file(&out_file);
-    assert!(
-        out.status.success(),
-        "curl failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "curl failed: {}", String::from_utf8_lossy(&out.stderr));
     assert!(downloaded.expect("curl wrote the file") == bundled("logo.png"));
 }
 
@@ -344,19 +249,12 @@ fn curl_head_request_shows_status_and_length() {
     let Some(out) = curl(&["-sI", &url]) else {
         return;
     };
-    assert!(
-        out.status.success(),
-        "curl failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "curl failed: {}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
     assert!(text.starts_with("http/1.1 200"), "{text}");
     let length = format!("content-length: {}", bundled("index.html").len());
     assert!(text.contains(&length), "{text}");
-    assert!(
-        text.contains("content-type: text/html; charset=utf-8"),
-        "{text}"
-    );
+    assert!(text.contains("content-type: text/html; charset=utf-8"), "{text}");
 }
 
 #[test]
@@ -364,16 +262,7 @@ fn curl_reuses_one_connection_for_two_urls() {
     let server = TestServer::start(&[]);
     let first = format!("http://{}/index.html", server.host());
     let second = format!("http://{}/about.html", server.host());
-    let args = [
-        "-v",
-        "-s",
-        "-o",
-        "/dev/null",
-        &first,
-        "-o",
-        "/dev/null",
-        &second,
-    ];
+    let args = ["-v", "-s", "-o", "/dev/null", &first, "-o", "/dev/null", &second];
     let Some(out) = curl(&args) else { return };
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "curl failed: {stderr}");
@@ -393,10 +282,7 @@ fn eight_concurrent_ten_mib_downloads_are_all_byte_exact_and_streamed() {
                 scope.spawn(move || {
                     let response = exchange(server, raw.as_bytes());
                     assert_eq!(response.status, 200, "download {i}: {}", response.head);
-                    assert!(
-                        response.body == *expected,
-                        "download {i} differs from the file"
-                    );
+                    assert!(response.body == *expected, "download {i} differs from the file");
                 })
             })
             .collect();
@@ -406,10 +292,7 @@ fn eight_concurrent_ten_mib_downloads_are_all_byte_exact_and_streamed() {
     });
     // Reading each file whole would add 80 MiB at the peak; streaming holds a few chunks.
     let peak_growth_mib = server.memory_kib("VmHWM").saturating_sub(rss_before) / 1024;
-    assert!(
-        peak_growth_mib < 40,
-        "peak RSS grew by {peak_growth_mib} MiB"
-    );
+    assert!(peak_growth_mib < 40, "peak RSS grew by {peak_growth_mib} MiB");
 }
 
 #[test]

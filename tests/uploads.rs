@@ -20,10 +20,7 @@ const DOCUMENT: &[u8] = b"{ \"name\" : \"caf\xc3\xa9\",\n  \"escaped\": \"caf\\u
 
 /// Whether `name` is `upload_YYYYMMDD_HHMMSS_<32 lowercase hex>.json`, checked by hand.
 fn is_upload_name(name: &str) -> bool {
-    let Some(rest) = name
-        .strip_prefix("upload_")
-        .and_then(|r| r.strip_suffix(".json"))
-    else {
+    let Some(rest) = name.strip_prefix("upload_").and_then(|r| r.strip_suffix(".json")) else {
         return false;
     };
     let parts: Vec<&str> = rest.split('_').collect();
@@ -48,12 +45,7 @@ fn is_upload_name(name: &str) -> bool {
 /// The media type of the response's `Content-Type`, lower-cased, without parameters.
 fn media_type(response: &Response) -> String {
     let value = response.header("Content-Type").unwrap_or("");
-    value
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
+    value.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
 }
 
 /// A Content-Length upload request with this `Content-Type`.
@@ -122,28 +114,13 @@ fn listing(dir: &Path) -> Vec<(String, u64)> {
 fn check_created(server: &TestServer, response: &Response, sent: &[u8]) -> String {
     let body = String::from_utf8_lossy(&response.body);
     assert_eq!(response.status, 201, "{}{body}", response.head);
-    assert_eq!(
-        media_type(response),
-        "application/json",
-        "{}",
-        response.head
-    );
+    assert_eq!(media_type(response), "application/json", "{}", response.head);
     let json: Value = serde_json::from_slice(&response.body).expect("201 body is JSON");
     assert_eq!(json["status"], "success", "{body}");
     assert_eq!(json["message"], "File created successfully", "{body}");
-    let filepath = json["filepath"]
-        .as_str()
-        .expect("filepath is a string")
-        .to_owned();
-    assert_eq!(
-        response.header("Location"),
-        Some(filepath.as_str()),
-        "{}",
-        response.head
-    );
-    let name = filepath
-        .strip_prefix("/uploads/")
-        .expect("filepath under /uploads/");
+    let filepath = json["filepath"].as_str().expect("filepath is a string").to_owned();
+    assert_eq!(response.header("Location"), Some(filepath.as_str()), "{}", response.head);
+    let name = filepath.strip_prefix("/uploads/").expect("filepath under /uploads/");
     assert!(is_upload_name(name), "bad upload name {name:?}");
     let stored = std::fs::read(uploads_dir(server).join(name)).expect("stored upload exists");
     assert_eq!(stored, sent, "stored bytes differ from the bytes sent");
@@ -154,12 +131,7 @@ fn check_created(server: &TestServer, response: &Response, sent: &[u8]) -> Strin
 fn check_error(response: &Response, status: u16) -> Value {
     let body = String::from_utf8_lossy(&response.body);
     assert_eq!(response.status, status, "{}{body}", response.head);
-    assert_eq!(
-        media_type(response),
-        "application/json",
-        "{}",
-        response.head
-    );
+    assert_eq!(media_type(response), "application/json", "{}", response.head);
     let json: Value = serde_json::from_slice(&response.body).expect("error body is JSON");
     assert_eq!(json["status"], status, "{body}");
     assert!(json["error"].is_string(), "{body}");
@@ -169,21 +141,12 @@ fn check_error(response: &Response, status: u16) -> Value {
 /// Asserts the server closed the connection after its response, sending nothing more.
 fn assert_closed(stream: &mut TcpStream) {
     let rest = read_to_eof(stream);
-    assert!(
-        rest.is_empty(),
-        "bytes after the response: {:?}",
-        String::from_utf8_lossy(&rest)
-    );
+    assert!(rest.is_empty(), "bytes after the response: {:?}", String::from_utf8_lossy(&rest));
 }
 
 /// The body was read in full, so the framing is intact: the connection stays open and serves the next request.
 fn assert_still_serves(server: &TestServer, stream: &mut TcpStream, response: &Response) {
-    assert_eq!(
-        response.header("Connection"),
-        Some("keep-alive"),
-        "{}",
-        response.head
-    );
+    assert_eq!(response.header("Connection"), Some("keep-alive"), "{}", response.head);
     send(stream, get_request(server, "/index.html").as_bytes());
     let next = read_response(stream).expect("a second response");
     assert_eq!(next.status, 200, "{}", next.head);
@@ -192,10 +155,7 @@ fn assert_still_serves(server: &TestServer, stream: &mut TcpStream, response: &R
 /// A server whose uploads folder already exists and holds one upload, and that folder's listing.
 fn server_with_one_upload(extra: &[&str]) -> (TestServer, Vec<(String, u64)>) {
     let server = TestServer::start(extra);
-    let response = exchange(
-        &server,
-        &upload_request(&server, "application/json", DOCUMENT),
-    );
+    let response = exchange(&server, &upload_request(&server, "application/json", DOCUMENT));
     check_created(&server, &response, DOCUMENT);
     let before = listing(&uploads_dir(&server));
     assert_eq!(before.len(), 1, "{before:?}");
@@ -204,9 +164,7 @@ fn server_with_one_upload(extra: &[&str]) -> (TestServer, Vec<(String, u64)>) {
 
 #[test]
 fn the_upload_name_check_rejects_near_misses() {
-    assert!(is_upload_name(
-        "upload_20240131_235959_0123456789abcdef0123456789abcdef.json"
-    ));
+    assert!(is_upload_name("upload_20240131_235959_0123456789abcdef0123456789abcdef.json"));
     let bad = [
         "upload_20240131_235959_0123456789abcdef0123456789abcde.json",
         "upload_20240131_235959_0123456789ABCDEF0123456789abcdef.json",
@@ -225,25 +183,15 @@ fn the_upload_name_check_rejects_near_misses() {
 #[test]
 fn an_upload_is_stored_byte_for_byte_and_served_back_as_json() {
     let server = TestServer::start(&[]);
-    let response = exchange(
-        &server,
-        &upload_request(&server, "application/json", DOCUMENT),
-    );
+    let response = exchange(&server, &upload_request(&server, "application/json", DOCUMENT));
     let filepath = check_created(&server, &response, DOCUMENT);
-    assert_eq!(
-        listing(&uploads_dir(&server)).len(),
-        1,
-        "one file, no leftovers"
-    );
+    assert_eq!(listing(&uploads_dir(&server)).len(), 1, "one file, no leftovers");
 
     let served = server.get(&filepath);
     assert_eq!(served.status, 200, "{}", served.head);
     assert_eq!(media_type(&served), "application/json", "{}", served.head);
     assert!(
-        !served
-            .header("Content-Disposition")
-            .unwrap_or("")
-            .contains("attachment"),
+        !served.header("Content-Disposition").unwrap_or("").contains("attachment"),
         "JSON is served inline: {}",
         served.head
     );
@@ -265,10 +213,8 @@ fn two_hundred_concurrent_uploads_all_get_distinct_complete_files() {
     let start = Arc::new(Barrier::new(CLIENTS));
     let clients: Vec<_> = (0..CLIENTS)
         .map(|i| {
-            let body = format!(
-                "{{\"client\": {i}, \"padding\": \"{}\"}}",
-                "x".repeat(200 + i * 13)
-            );
+            let body =
+                format!("{{\"client\": {i}, \"padding\": \"{}\"}}", "x".repeat(200 + i * 13));
             let request = format!(
                 "POST /upload HTTP/1.1\r\n\
                 Host: {}\r\nContent-Type: application/json\r\n\
@@ -293,22 +239,14 @@ fn two_hundred_concurrent_uploads_all_get_distinct_complete_files() {
         names.insert(check_created(&server, &response, &body));
     }
     assert_eq!(names.len(), CLIENTS, "every upload gets its own name");
-    assert_eq!(
-        listing(&uploads_dir(&server)).len(),
-        CLIENTS,
-        "no temporary files left"
-    );
+    assert_eq!(listing(&uploads_dir(&server)).len(), CLIENTS, "no temporary files left");
 }
 
 #[test]
 fn a_chunked_upload_in_one_write_is_stored_decoded() {
     let server = TestServer::start(&[]);
     let mut request = chunked_head(&server);
-    request.extend(chunked(&[
-        &DOCUMENT[..10],
-        &DOCUMENT[10..11],
-        &DOCUMENT[11..],
-    ]));
+    request.extend(chunked(&[&DOCUMENT[..10], &DOCUMENT[10..11], &DOCUMENT[11..]]));
     let response = exchange(&server, &request);
     check_created(&server, &response, DOCUMENT);
 }
@@ -364,10 +302,7 @@ fn chunk_extensions_and_trailers_are_accepted_and_a_pipelined_get_is_answered_af
     let filepath = check_created(&server, &created, DOCUMENT);
     let page = read_response(&mut stream).expect("the pipelined GET's response");
     assert_eq!(page.status, 200, "{}", page.head);
-    assert_eq!(
-        page.body,
-        std::fs::read(server.root.join("index.html")).unwrap()
-    );
+    assert_eq!(page.body, std::fs::read(server.root.join("index.html")).unwrap());
 
     send(&mut stream, get_request(&server, &filepath).as_bytes());
     let served = read_response(&mut stream).expect("a third response on the connection");
@@ -401,10 +336,7 @@ fn a_body_and_the_next_pipelined_request_in_one_write_are_both_answered() {
     check_created(&server, &created, DOCUMENT);
     let page = read_response(&mut stream).expect("the pipelined GET's response");
     assert_eq!(page.status, 200, "{}", page.head);
-    assert_eq!(
-        page.body,
-        std::fs::read(server.root.join("index.html")).unwrap()
-    );
+    assert_eq!(page.body, std::fs::read(server.root.join("index.html")).unwrap());
 }
 
 #[test]
@@ -420,11 +352,7 @@ fn expect_100_continue_gets_100_before_the_body_is_sent_and_then_201() {
     let mut stream = server.connect();
     send(&mut stream, head.as_bytes());
     let interim = read_response_head_only(&mut stream).expect("an interim response");
-    assert!(
-        interim.head.starts_with("HTTP/1.1 100 Continue\r\n"),
-        "{:?}",
-        interim.head
-    );
+    assert!(interim.head.starts_with("HTTP/1.1 100 Continue\r\n"), "{:?}", interim.head);
     send(&mut stream, DOCUMENT);
     let response = read_response(&mut stream).expect("the final response");
     check_created(&server, &response, DOCUMENT);
@@ -500,21 +428,13 @@ fn curl_uploading_a_2_kib_file_receives_100_continue_and_201() {
     let verbose = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "curl failed: {verbose}");
     assert!(verbose.contains("> Expect: 100-continue"), "{verbose}");
-    assert!(
-        verbose.contains("< HTTP/1.1 100 Continue"),
-        "no 100 Continue: {verbose}"
-    );
+    assert!(verbose.contains("< HTTP/1.1 100 Continue"), "no 100 Continue: {verbose}");
     assert!(verbose.contains("< HTTP/1.1 201"), "no 201: {verbose}");
     let json: Value = serde_json::from_slice(&out.stdout).expect("curl got a JSON body");
-    let name = json["filepath"]
-        .as_str()
-        .and_then(|p| p.strip_prefix("/uploads/"))
-        .expect("filepath");
+    let name =
+        json["filepath"].as_str().and_then(|p| p.strip_prefix("/uploads/")).expect("filepath");
     assert!(is_upload_name(name), "{name}");
-    assert_eq!(
-        std::fs::read(uploads_dir(&server).join(name)).unwrap(),
-        document
-    );
+    assert_eq!(std::fs::read(uploads_dir(&server).join(name)).unwrap(), document);
 }
 
 #[test]
@@ -548,10 +468,7 @@ fn invalid_json_gets_400_saying_where_and_writes_nothing() {
         exchange_keep(&server, &upload_request(&server, "application/json", body));
     let json = check_error(&response, 400);
     let message = json["message"].as_str().expect("a message string");
-    assert!(
-        message.contains("line") && message.contains("column"),
-        "{message:?}"
-    );
+    assert!(message.contains("line") && message.contains("column"), "{message:?}");
     assert_still_serves(&server, &mut stream, &response);
     assert_eq!(listing(&uploads_dir(&server)), before);
 }
@@ -629,12 +546,7 @@ fn post_to_a_static_page_gets_405_allowing_get_and_head() {
     request.extend_from_slice(DOCUMENT);
     let response = exchange(&server, &request);
     check_error(&response, 405);
-    assert_eq!(
-        response.header("Allow"),
-        Some("GET, HEAD"),
-        "{}",
-        response.head
-    );
+    assert_eq!(response.header("Allow"), Some("GET, HEAD"), "{}", response.head);
     assert_eq!(listing(&uploads_dir(&server)), before);
     assert_eq!(std::fs::read(server.root.join("index.html")).unwrap(), page);
 }
@@ -657,22 +569,12 @@ fn a_client_dropping_mid_body_leaves_no_file_and_the_server_keeps_serving() {
 
     let page = server.get("/");
     assert_eq!(page.status, 200, "{}", page.head);
-    let response = exchange(
-        &server,
-        &upload_request(&server, "application/json", DOCUMENT),
-    );
+    let response = exchange(&server, &upload_request(&server, "application/json", DOCUMENT));
     let filepath = check_created(&server, &response, DOCUMENT);
     let mut expected = before;
-    expected.push((
-        filepath["/uploads/".len()..].to_owned(),
-        DOCUMENT.len() as u64,
-    ));
+    expected.push((filepath["/uploads/".len()..].to_owned(), DOCUMENT.len() as u64));
     expected.sort();
-    assert_eq!(
-        listing(&uploads_dir(&server)),
-        expected,
-        "only the completed uploads remain"
-    );
+    assert_eq!(listing(&uploads_dir(&server)), expected, "only the completed uploads remain");
     assert!(server.is_running());
 }
 
@@ -684,22 +586,12 @@ fn an_unwritable_uploads_folder_gives_500_and_the_server_keeps_serving() {
     let before = listing(&root);
     let mut server = TestServer::start_in(root, &[]);
 
-    let response = exchange(
-        &server,
-        &upload_request(&server, "application/json", DOCUMENT),
-    );
+    let response = exchange(&server, &upload_request(&server, "application/json", DOCUMENT));
     check_error(&response, 500);
     let page = server.get("/");
     assert_eq!(page.status, 200, "{}", page.head);
-    assert_eq!(
-        std::fs::read(server.root.join("uploads")).unwrap(),
-        b"not a folder"
-    );
-    assert_eq!(
-        listing(&server.root),
-        before,
-        "nothing written beside it either"
-    );
+    assert_eq!(std::fs::read(server.root.join("uploads")).unwrap(), b"not a folder");
+    assert_eq!(listing(&server.root), before, "nothing written beside it either");
     assert!(server.is_running());
 }
 
@@ -711,12 +603,7 @@ fn created_keeps_the_connection_open_and_413_closes_it() {
     send(&mut stream, &request);
     let first = read_response(&mut stream).expect("first response");
     let first_path = check_created(&server, &first, DOCUMENT);
-    assert_eq!(
-        first.header("Connection"),
-        Some("keep-alive"),
-        "{}",
-        first.head
-    );
+    assert_eq!(first.header("Connection"), Some("keep-alive"), "{}", first.head);
 
     send(&mut stream, &request);
     let second = read_response(&mut stream).expect("second response on the same connection");
@@ -731,12 +618,7 @@ fn created_keeps_the_connection_open_and_413_closes_it() {
     send(&mut stream, too_large.as_bytes());
     let refused = read_response(&mut stream).expect("third response on the same connection");
     check_error(&refused, 413);
-    assert_eq!(
-        refused.header("Connection"),
-        Some("close"),
-        "{}",
-        refused.head
-    );
+    assert_eq!(refused.header("Connection"), Some("close"), "{}", refused.head);
     assert_closed(&mut stream);
 }
 

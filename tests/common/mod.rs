@@ -14,14 +14,8 @@ use std::time::Duration;
 pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The bundled site, copied into each test's root so tests can add files freely.
-const BUNDLED: &[&str] = &[
-    "index.html",
-    "about.html",
-    "contact.html",
-    "sample.txt",
-    "logo.png",
-    "photo.jpg",
-];
+const BUNDLED: &[&str] =
+    &["index.html", "about.html", "contact.html", "sample.txt", "logo.png", "photo.jpg"];
 
 /// A running server with its own temporary root. Dropping it kills the child and removes the root.
 pub struct TestServer {
@@ -121,18 +115,10 @@ impl TestServer {
             }
             Err(_) => {
                 let _ = child.kill();
-                panic!(
-                    "server did not report its address; log:\n{}",
-                    log.lock().unwrap()
-                );
+                panic!("server did not report its address; log:\n{}", log.lock().unwrap());
             }
         };
-        TestServer {
-            child,
-            addr,
-            root,
-            log,
-        }
+        TestServer { child, addr, root, log }
     }
 
     /// A fresh connection with read and write timeouts.
@@ -216,9 +202,7 @@ fn extra_log_level(extra: &[&str]) -> &'static [&'static str] {
 
 /// The path of a file in resources/.
 pub fn resource(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("resources")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("resources").join(name)
 }
 
 /// A bundled file as committed in resources/.
@@ -256,10 +240,7 @@ pub fn get_request(server: &TestServer, path: &str) -> String {
 
 /// `METHOD TARGET HTTP/1.1` with this server's Host and `Connection: close`.
 pub fn close_request(server: &TestServer, method: &str, target: &str) -> String {
-    format!(
-        "{method} {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-        server.host()
-    )
+    format!("{method} {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", server.host())
 }
 
 /// Sends raw request bytes on a fresh connection and reads one response.
@@ -277,10 +258,8 @@ pub fn exchange_keep(server: &TestServer, request: &[u8]) -> (Response, TcpStrea
 
 /// A unique, empty temporary directory.
 pub fn temp_root() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "http-server-test-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
+    let dir =
+        std::env::temp_dir().join(format!("http-server-test-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).expect("create temp root");
     dir
 }
@@ -297,10 +276,7 @@ pub struct Response {
 impl Response {
     /// The first header with this name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -321,25 +297,17 @@ fn read_response_inner(stream: &mut impl Read, head_only: bool) -> Option<Respon
     while !raw.ends_with(b"\r\n\r\n") {
         match stream.read(&mut byte) {
             Ok(0) if raw.is_empty() => return None,
-            Ok(0) => panic!(
-                "EOF inside a response head: {:?}",
-                String::from_utf8_lossy(&raw)
-            ),
+            Ok(0) => panic!("EOF inside a response head: {:?}", String::from_utf8_lossy(&raw)),
             Ok(_) => raw.push(byte[0]),
-            Err(e) => panic!(
-                "reading response head: {e} (got {:?})",
-                String::from_utf8_lossy(&raw)
-            ),
+            Err(e) => {
+                panic!("reading response head: {e} (got {:?})", String::from_utf8_lossy(&raw))
+            }
         }
     }
     let head = String::from_utf8(raw).expect("ASCII head");
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap();
-    let status = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status code");
+    let status = status_line.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status code");
     let headers: Vec<(String, String)> = lines
         .filter(|l| !l.is_empty())
         .map(|l| {
@@ -347,20 +315,11 @@ fn read_response_inner(stream: &mut impl Read, head_only: bool) -> Option<Respon
             (n.trim().to_owned(), v.trim().to_owned())
         })
         .collect();
-    let mut response = Response {
-        status,
-        head: head.clone(),
-        headers,
-        body: Vec::new(),
-    };
+    let mut response = Response { status, head: head.clone(), headers, body: Vec::new() };
     if head_only || status < 200 {
         return Some(response);
     }
-    let len: usize = response
-        .header("Content-Length")
-        .expect("Content-Length")
-        .parse()
-        .unwrap();
+    let len: usize = response.header("Content-Length").expect("Content-Length").parse().unwrap();
     response.body = vec![0; len];
     stream.read_exact(&mut response.body).expect("read body");
     Some(response)
@@ -378,10 +337,9 @@ pub fn read_to_eof_for(stream: &mut TcpStream, what: &str) -> Vec<u8> {
         Ok(_) => rest,
         // A reset after the server closed also means the connection is gone.
         Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => rest,
-        Err(e) => panic!(
-            "{what}: expected EOF, got {e} after {:?}",
-            String::from_utf8_lossy(&rest)
-        ),
+        Err(e) => {
+            panic!("{what}: expected EOF, got {e} after {:?}", String::from_utf8_lossy(&rest))
+        }
     }
 }
 
