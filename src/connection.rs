@@ -470,3 +470,6 @@ fn take_read(reads_left: &mut u32) -> bool {
     *reads_left = reads_left.saturating_sub(1);
     left
 }
+
+#[cfg(test)]
+mod tests;

@@ -72,11 +72,12 @@ impl Context {
 pub mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::worker::WorkerConfig;
+    use crate::worker::Job;
+    use std::sync::mpsc::Receiver;
 
     /// A loop context for unit tests: a server named `localhost` on 127.0.0.1:8080, and a pool without
-    /// threads, so submitted jobs wait until a test delivers their completion by hand.
-    pub fn test_context(limits: Limits) -> Context {
+    /// threads whose jobs wait in the returned queue, so a test delivers their completions by hand.
+    pub fn test_context(limits: Limits) -> (Context, Receiver<Job>) {
         let config = Config {
             addr: "127.0.0.1:8080".parse().expect("an address"),
             host_name: "localhost".into(),
@@ -85,13 +86,7 @@ pub mod tests {
             allowed_hosts: Vec::new(),
             limits,
         };
-        let workers = WorkerConfig {
-            root: config.root.clone(),
-            root_dir: None,
-            upload_dir: config.root.clone(),
-            chunk_bytes: config.limits.file_chunk_bytes,
-        };
-        let pool = WorkerPool::new(0, config.limits.max_queued_jobs, workers).expect("a pool");
+        let (pool, jobs) = WorkerPool::without_workers(config.limits.max_queued_jobs);
         let poll = mio::Poll::new().expect("a poller");
         let waker = mio::Waker::new(poll.registry(), mio::Token(0)).expect("a waker");
         let (reply, _completions) = Reply::channel(Arc::new(waker));
@@ -101,6 +96,6 @@ pub mod tests {
             pool,
             limits: config.limits,
         };
-        Context::new(Arc::new(shared), reply)
+        (Context::new(Arc::new(shared), reply), jobs)
     }
 }

@@ -293,7 +293,7 @@ mod tests {
 
     #[test]
     fn requests_become_decisions() {
-        let ctx = test_context(Limits::default());
+        let (ctx, _jobs) = test_context(Limits::default());
         let host = "Host: localhost\r\n";
         let keep = |remaining| Persistence::KeepAlive { timeout_secs: 5, remaining };
         let json = "Content-Type: application/json\r\nContent-Length: 2\r\n";
@@ -332,7 +332,7 @@ mod tests {
 
     #[test]
     fn the_last_allowed_request_closes() {
-        let ctx = test_context(Limits::default());
+        let (ctx, _jobs) = test_context(Limits::default());
         let raw = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
         let keep = Persistence::KeepAlive { timeout_secs: 5, remaining: 1 };
         assert_eq!(decide(raw, 99, &ctx).1, keep);
@@ -341,7 +341,7 @@ mod tests {
 
     #[test]
     fn a_cached_file_is_answered_without_a_job() {
-        let mut ctx = test_context(Limits::default());
+        let (mut ctx, _jobs) = test_context(Limits::default());
         let meta = FileMeta { len: 2, kind: FileKind::Inline("text/html; charset=utf-8") };
         ctx.cache.insert("index.html".into(), meta, b"hi"[..].into(), ctx.now);
         let raw = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
@@ -352,7 +352,7 @@ mod tests {
     fn an_upload_past_the_memory_budget_is_refused_before_its_body() {
         let limits =
             Limits { max_buffered_body_bytes: INITIAL_BODY_BYTES - 1, ..Limits::default() };
-        let ctx = test_context(limits);
+        let (ctx, _jobs) = test_context(limits);
         let raw = "POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
                    Content-Length: 100000\r\nExpect: 100-continue\r\n\r\n";
         assert_eq!(decide(raw, 1, &ctx), ("respond 503".to_owned(), Persistence::Close));
@@ -360,7 +360,7 @@ mod tests {
 
     #[test]
     fn finished_jobs_become_responses() {
-        let mut ctx = test_context(Limits::default());
+        let (mut ctx, _jobs) = test_context(Limits::default());
         let peer = origin(1).peer;
         let mut exchange = Exchange::unparsed();
         let saved = Ok(Output::Saved { name: "upload_x.json".into() });
@@ -379,7 +379,7 @@ mod tests {
 
     #[test]
     fn a_file_read_whole_is_cached_and_a_larger_one_is_not() {
-        let mut ctx = test_context(Limits::default());
+        let (mut ctx, _jobs) = test_context(Limits::default());
         let meta = |len| FileMeta { len, kind: FileKind::Download };
         let small = OpenedFile {
             path: "a.txt".into(),

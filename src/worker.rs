@@ -232,6 +232,22 @@ impl WorkerPool {
         })
     }
 
+    /// A pool without threads whose jobs wait in the returned queue, for tests that deliver completions by hand.
+    #[cfg(test)]
+    pub fn without_workers(capacity: usize) -> (WorkerPool, Receiver<Job>) {
+        let (jobs, queue) = mpsc::channel();
+        let pool = WorkerPool {
+            jobs: Some(jobs),
+            capacity,
+            threads: Vec::new(),
+            stats: Arc::default(),
+            saturated: AtomicBool::new(false),
+            last_warning: Mutex::new(None),
+            refused: AtomicU64::new(0),
+        };
+        (pool, queue)
+    }
+
     /// Queues a job without blocking; the loop must never wait. New work beyond the capacity is refused
     /// with `Unavailable` (503).
     pub fn submit(&self, job: Job, now: Instant) -> Result<(), HttpError> {

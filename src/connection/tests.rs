@@ -1,0 +1,518 @@
+//! The state machine driven over a scripted in-memory transport, with time passed in by hand: no sockets,
+//! no threads, no sleeps.
+
+use super::*;
+use crate::config::Limits;
+use crate::context::tests::test_context;
+use crate::mime::FileKind;
+use crate::worker::{FileMeta, OpenedFile};
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::sync::mpsc::Receiver;
+
+/// What the scripted client has sent and not yet had read.
+enum Input {
+    Bytes(Vec<u8>),
+    Eof,
+}
+
+/// Both directions of the scripted connection, shared between the test and the transport.
+#[derive(Default)]
+struct Wire {
+    input: VecDeque<Input>,
+    /// Everything the server wrote.
+    output: Vec<u8>,
+    /// How many more bytes the client accepts before writes block; `None` for no limit.
+    room: Option<usize>,
+    /// Writes fail as they do once the client has reset the connection.
+    broken: bool,
+    /// The transport holds output of its own (as TLS may) until this is cleared.
+    unflushed: bool,
+    /// The server shut its writing side.
+    shut: bool,
+}
+
+struct Scripted(Rc<RefCell<Wire>>);
+
+impl Transport for Scripted {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut wire = self.0.borrow_mut();
+        match wire.input.pop_front() {
+            None => Err(io::ErrorKind::WouldBlock.into()),
+            Some(Input::Eof) => {
+                wire.input.push_front(Input::Eof);
+                Ok(0)
+            }
+            Some(Input::Bytes(mut bytes)) => {
+                let n = bytes.len().min(buf.len());
+                buf[..n].copy_from_slice(&bytes[..n]);
+                if n < bytes.len() {
+                    wire.input.push_front(Input::Bytes(bytes.split_off(n)));
+                }
+                Ok(n)
+            }
+        }
+    }
+
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut wire = self.0.borrow_mut();
+        if wire.broken {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        let n = wire.room.map_or(buf.len(), |room| room.min(buf.len()));
+        if n == 0 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        if let Some(room) = &mut wire.room {
+            *room -= n;
+        }
+        wire.output.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.0.borrow().unflushed {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(())
+    }
+
+    fn shutdown_write(&mut self) {
+        self.0.borrow_mut().shut = true;
+    }
+
+    fn local_ip(&self) -> IpAddr {
+        IpAddr::from([127, 0, 0, 1])
+    }
+
+    fn peer(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 40000))
+    }
+}
+
+/// One connection, its wire and its loop context.
+struct Harness {
+    conn: Connection<Scripted>,
+    wire: Rc<RefCell<Wire>>,
+    ctx: Context,
+    /// Jobs submitted to the pool, which has no threads.
+    jobs: Receiver<Job>,
+}
+
+const PAGE: &[u8] = b"<p>a</p>";
+
+impl Harness {
+    fn new() -> Harness {
+        Harness::with_limits(Limits::default())
+    }
+
+    /// A connection whose cache holds `a.html` and `b.html`, so requests for them are answered at once.
+    fn with_limits(limits: Limits) -> Harness {
+        let (mut ctx, jobs) = test_context(limits);
+        for (name, body) in [("a.html", PAGE), ("b.html", &b"<p>bb</p>"[..])] {
+            let meta = FileMeta { len: body.len() as u64, kind: FileKind::Inline("text/html") };
+            ctx.cache.insert(name.into(), meta, body.into(), ctx.now);
+        }
+        let wire = Rc::new(RefCell::new(Wire::default()));
+        let id = ConnId { key: 0, serial: 1 };
+        let conn = Connection::new(id, Scripted(Rc::clone(&wire)), &ctx);
+        Harness { conn, wire, ctx, jobs }
+    }
+
+    /// The client sends `bytes`; the connection gets a readiness event.
+    fn send(&mut self, bytes: &[u8]) {
+        self.wire.borrow_mut().input.push_back(Input::Bytes(bytes.to_vec()));
+        self.conn.on_ready(&mut self.ctx, false);
+    }
+
+    /// The client closes its side.
+    fn send_eof(&mut self) {
+        self.wire.borrow_mut().input.push_back(Input::Eof);
+        self.conn.on_ready(&mut self.ctx, false);
+    }
+
+    /// Time passes, then the sweep runs.
+    fn wait(&mut self, time: Duration) {
+        self.ctx.now += time;
+        self.conn.on_tick(&mut self.ctx);
+    }
+
+    /// The job the connection submitted, which must be the only one.
+    fn job(&self) -> Task {
+        let job = self.jobs.try_recv().expect("a submitted job");
+        assert_eq!(job.conn, self.conn.id);
+        assert!(self.jobs.try_recv().is_err(), "one job at a time");
+        job.task
+    }
+
+    fn complete(&mut self, result: Result<Output, JobError>) {
+        self.conn.on_completion(&mut self.ctx, result);
+    }
+
+    /// Takes the responses written so far, as (status, head, body).
+    fn responses(&mut self) -> Vec<(u16, String, Vec<u8>)> {
+        let output = std::mem::take(&mut self.wire.borrow_mut().output);
+        split_responses(&output)
+    }
+
+    fn statuses(&mut self) -> Vec<u16> {
+        self.responses().into_iter().map(|(status, ..)| status).collect()
+    }
+
+    fn state(&self) -> &'static str {
+        self.conn.state.name()
+    }
+
+    fn shut(&self) -> bool {
+        self.wire.borrow().shut
+    }
+}
+
+/// Splits a byte stream into responses; a 1xx has no body, every other response a Content-Length one.
+fn split_responses(mut output: &[u8]) -> Vec<(u16, String, Vec<u8>)> {
+    let mut responses = Vec::new();
+    while !output.is_empty() {
+        let end = output.windows(4).position(|w| w == b"\r\n\r\n").expect("a complete head") + 4;
+        let head = String::from_utf8(output[..end].to_vec()).expect("an ASCII head");
+        let status: u16 = head[9..12].parse().expect("a status code");
+        let len = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Length: "))
+            .map_or(0, |n| n.parse().expect("a length"));
+        let len = if status < 200 { 0 } else { len };
+        responses.push((status, head, output[end..end + len].to_vec()));
+        output = &output[end + len..];
+    }
+    responses
+}
+
+fn get(path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").into_bytes()
+}
+
+fn upload_head(len: usize, extra: &str) -> Vec<u8> {
+    format!(
+        "POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: {len}\r\n{extra}\r\n"
+    )
+    .into_bytes()
+}
+
+fn saved() -> Result<Output, JobError> {
+    Ok(Output::Saved { name: "upload_x.json".into() })
+}
+
+#[test]
+fn pipelined_requests_in_one_read_are_answered_in_order() {
+    let mut h = Harness::new();
+    let mut batch = get("/a.html");
+    batch.extend(get("/.hidden.html"));
+    batch.extend(get("/b.html"));
+    h.send(&batch);
+    let responses = h.responses();
+    let summary: Vec<(u16, &[u8])> = responses.iter().map(|(s, _, b)| (*s, &b[..])).collect();
+    assert_eq!(summary[0], (200, PAGE));
+    assert_eq!(summary[1].0, 404);
+    assert_eq!(summary[2], (200, &b"<p>bb</p>"[..]));
+    assert_eq!(summary.len(), 3);
+    assert_eq!(h.state(), "Idle");
+}
+
+#[test]
+fn a_request_behind_one_that_waits_for_a_worker_is_answered_after_it() {
+    let mut h = Harness::new();
+    let mut batch = get("/c.html");
+    batch.extend(get("/a.html"));
+    h.send(&batch);
+    assert_eq!(h.state(), "AwaitingWorker");
+    assert!(matches!(h.job(), Task::Open { path, .. } if path.to_str() == Some("c.html")));
+    assert!(h.responses().is_empty());
+    let meta = FileMeta { len: 1, kind: FileKind::Inline("text/html") };
+    let opened = OpenedFile {
+        path: "c.html".into(),
+        meta,
+        read_at: h.ctx.now,
+        first: b"c".to_vec(),
+        rest: None,
+    };
+    h.complete(Ok(Output::Opened(opened)));
+    let bodies: Vec<Vec<u8>> = h.responses().into_iter().map(|(_, _, b)| b).collect();
+    assert_eq!(bodies, vec![b"c".to_vec(), PAGE.to_vec()]);
+}
+
+#[test]
+fn a_head_split_at_every_byte_is_answered_once_complete() {
+    let request = get("/a.html");
+    for split in 1..request.len() {
+        let mut h = Harness::new();
+        h.send(&request[..split]);
+        assert!(h.responses().is_empty(), "answered after {split} bytes");
+        h.send(&request[split..]);
+        assert_eq!(h.statuses(), vec![200], "split at {split}");
+    }
+}
+
+#[test]
+fn a_head_arriving_one_byte_per_read_is_answered_once() {
+    let mut h = Harness::new();
+    for byte in get("/a.html") {
+        h.send(&[byte]);
+    }
+    assert_eq!(h.statuses(), vec![200]);
+}
+
+#[test]
+fn expect_continue_gets_100_then_the_body_is_stored_and_answered_201() {
+    let mut h = Harness::new();
+    h.send(&upload_head(2, "Expect: 100-continue\r\n"));
+    assert_eq!(h.statuses(), vec![100]);
+    assert_eq!(h.state(), "ReadingBody");
+    h.send(b"{}");
+    assert_eq!(h.state(), "AwaitingWorker");
+    assert!(matches!(h.job(), Task::Save { body } if body.bytes == b"{}"));
+    h.complete(saved());
+    let responses = h.responses();
+    assert_eq!(responses.len(), 1);
+    assert_eq!(responses[0].0, 201);
+    assert!(responses[0].1.contains("Connection: keep-alive"));
+    assert_eq!(h.state(), "Idle");
+}
+
+#[test]
+fn expect_continue_for_a_refused_upload_gets_the_final_status_without_100_and_closes() {
+    let mut h = Harness::new();
+    let too_long = Limits::default().max_body_bytes + 1;
+    h.send(&upload_head(too_long, "Expect: 100-continue\r\n"));
+    let responses = h.responses();
+    assert_eq!(responses.len(), 1);
+    assert_eq!(responses[0].0, 413);
+    assert!(responses[0].1.contains("Connection: close"));
+    assert!(h.shut());
+    assert_eq!(h.state(), "Lingering");
+}
+
+#[test]
+fn after_an_error_that_closes_the_server_lingers_until_the_client_closes() {
+    let mut h = Harness::new();
+    h.send(b"GET / HTTP/1.1\r\nBad Header: x\r\n\r\n");
+    assert_eq!(h.statuses(), vec![400]);
+    assert!(h.shut());
+    h.send(b"more input the client sent before it saw the 400");
+    assert_eq!(h.state(), "Lingering", "input is discarded, not answered");
+    assert!(h.responses().is_empty());
+    h.send_eof();
+    assert!(h.conn.is_closed());
+}
+
+#[test]
+fn lingering_ends_at_its_deadline_if_the_client_never_closes() {
+    let mut h = Harness::new();
+    h.send(b"\x01\r\n\r\n");
+    assert_eq!(h.statuses(), vec![400]);
+    h.wait(LINGER_TIMEOUT - Duration::from_millis(1));
+    assert_eq!(h.state(), "Lingering");
+    h.wait(Duration::from_millis(1));
+    assert!(h.conn.is_closed());
+}
+
+#[test]
+fn an_idle_connection_closes_silently_at_the_idle_timeout() {
+    let mut h = Harness::new();
+    let idle = h.ctx.limits().idle_timeout;
+    h.wait(idle - Duration::from_millis(1));
+    assert_eq!(h.state(), "Idle");
+    h.wait(Duration::from_millis(1));
+    assert!(h.conn.is_closed());
+    assert!(h.responses().is_empty());
+}
+
+#[test]
+fn a_kept_alive_connection_gets_a_fresh_idle_timeout_after_each_response() {
+    let mut h = Harness::new();
+    let idle = h.ctx.limits().idle_timeout;
+    h.wait(idle / 2);
+    h.send(&get("/.hidden.html"));
+    assert_eq!(h.statuses(), vec![404]);
+    h.wait(idle / 2 + Duration::from_millis(1));
+    assert_eq!(h.state(), "Idle");
+    h.wait(idle / 2);
+    assert!(h.conn.is_closed());
+}
+
+#[test]
+fn a_head_not_completed_within_the_idle_timeout_gets_408_and_closes() {
+    let mut h = Harness::new();
+    h.send(b"GET /a.html HT");
+    let idle = h.ctx.limits().idle_timeout;
+    h.wait(idle);
+    let responses = h.responses();
+    assert_eq!(responses[0].0, 408);
+    assert!(responses[0].1.contains("Connection: close"));
+    assert!(h.shut());
+}
+
+#[test]
+fn a_stalled_body_gets_408_and_nothing_is_stored() {
+    let mut h = Harness::new();
+    h.send(&upload_head(10, ""));
+    h.send(b"{\"a\"");
+    let idle = h.ctx.limits().idle_timeout;
+    h.wait(idle - Duration::from_millis(1));
+    assert_eq!(h.state(), "ReadingBody");
+    h.wait(Duration::from_millis(1));
+    assert_eq!(h.statuses(), vec![408]);
+    assert!(h.shut());
+}
+
+#[test]
+fn a_body_that_keeps_trickling_still_meets_the_body_timeout() {
+    let limits = Limits { body_timeout: Duration::from_secs(10), ..Limits::default() };
+    let mut h = Harness::with_limits(limits);
+    h.send(&upload_head(1000, ""));
+    // A byte every second: never idle for long, but far below the minimum average rate.
+    for _ in 0..9 {
+        h.wait(Duration::from_secs(1));
+        h.send(b" ");
+        assert_eq!(h.state(), "ReadingBody");
+    }
+    h.wait(Duration::from_secs(1));
+    assert_eq!(h.statuses(), vec![408]);
+}
+
+#[test]
+fn a_completion_after_the_client_reset_closes_without_answering() {
+    let mut h = Harness::new();
+    h.send(&get("/c.html"));
+    assert_eq!(h.state(), "AwaitingWorker");
+    h.wire.borrow_mut().broken = true;
+    h.complete(Err(JobError::from(HttpError::NotFound)));
+    assert!(h.conn.is_closed());
+}
+
+#[test]
+fn a_completion_the_connection_no_longer_waits_for_is_dropped() {
+    let mut h = Harness::new();
+    h.send(&get("/a.html"));
+    assert_eq!(h.statuses(), vec![200]);
+    h.complete(saved());
+    assert_eq!(h.state(), "Idle");
+    assert!(h.responses().is_empty());
+}
+
+#[test]
+fn a_client_that_stops_reading_is_dropped_at_the_write_timeout() {
+    let mut h = Harness::new();
+    h.wire.borrow_mut().room = Some(10);
+    h.send(&get("/a.html"));
+    assert_eq!(h.state(), "Writing");
+    let write_timeout = h.ctx.limits().write_timeout;
+    h.wait(write_timeout - Duration::from_millis(1));
+    assert_eq!(h.state(), "Writing");
+    h.wait(Duration::from_millis(1));
+    assert!(h.conn.is_closed());
+}
+
+#[test]
+fn a_slow_reader_gets_the_whole_response_as_room_appears() {
+    let mut h = Harness::new();
+    h.wire.borrow_mut().room = Some(10);
+    h.send(&get("/a.html"));
+    for _ in 0..100 {
+        if h.state() != "Writing" {
+            break;
+        }
+        h.wire.borrow_mut().room = Some(10);
+        h.conn.on_ready(&mut h.ctx, false);
+    }
+    let responses = h.responses();
+    assert_eq!((responses[0].0, &responses[0].2[..]), (200, PAGE));
+    assert_eq!(h.state(), "Idle");
+}
+
+#[test]
+fn a_response_is_finished_only_once_the_transport_has_flushed() {
+    let mut h = Harness::new();
+    h.wire.borrow_mut().unflushed = true;
+    h.send(&get("/a.html"));
+    assert_eq!(h.state(), "Writing");
+    h.wire.borrow_mut().unflushed = false;
+    h.conn.on_ready(&mut h.ctx, false);
+    assert_eq!(h.state(), "Idle");
+    assert_eq!(h.statuses(), vec![200]);
+}
+
+#[test]
+fn a_flood_of_input_yields_the_turn_instead_of_starving_others() {
+    let mut h = Harness::new();
+    for _ in 0..READS_PER_TURN + 1 {
+        h.wire.borrow_mut().input.push_back(Input::Bytes(b"\r\n".to_vec()));
+    }
+    h.conn.on_ready(&mut h.ctx, false);
+    assert!(h.conn.wants_another_turn());
+    h.conn.on_ready(&mut h.ctx, false);
+    assert!(!h.conn.wants_another_turn());
+}
+
+#[test]
+fn the_client_closing_mid_body_stores_nothing_and_closes() {
+    let mut h = Harness::new();
+    h.send(&upload_head(10, ""));
+    h.send(b"{\"a\"");
+    h.send_eof();
+    assert!(h.conn.is_closed());
+    assert!(h.responses().is_empty());
+}
+
+#[test]
+fn head_requests_get_the_length_without_the_body() {
+    let mut h = Harness::new();
+    h.send(b"HEAD /a.html HTTP/1.1\r\nHost: localhost\r\n\r\nGET /b.html HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let output = std::mem::take(&mut h.wire.borrow_mut().output);
+    let text = String::from_utf8(output).unwrap();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.contains(&format!("Content-Length: {}", PAGE.len())));
+    assert!(rest.starts_with("HTTP/1.1 200 OK\r\n"), "no body after the HEAD response: {rest}");
+}
+
+/// A 10-byte download whose first 3 bytes came with the open; the rest is read by later jobs.
+fn opened_large(h: &Harness) -> Result<Output, JobError> {
+    let rest = std::fs::File::open("/dev/null").map(|file| FileCursor::new(file, 7));
+    Ok(Output::Opened(OpenedFile {
+        path: "big.png".into(),
+        meta: FileMeta { len: 10, kind: FileKind::Download },
+        read_at: h.ctx.now,
+        first: b"abc".to_vec(),
+        rest: Some(rest.expect("/dev/null opens")),
+    }))
+}
+
+#[test]
+fn a_large_file_streams_chunk_by_chunk_through_the_workers() {
+    let mut h = Harness::new();
+    h.send(&get("/big.png"));
+    assert!(matches!(h.job(), Task::Open { .. }));
+    let opened = opened_large(&h);
+    h.complete(opened);
+    assert_eq!(h.state(), "AwaitingWorker");
+    assert!(matches!(h.job(), Task::Read { .. }));
+    h.complete(Ok(Output::Chunk { bytes: b"defghij".to_vec(), rest: None }));
+    let responses = h.responses();
+    assert_eq!((responses[0].0, &responses[0].2[..]), (200, &b"abcdefghij"[..]));
+    assert!(responses[0].1.contains("Content-Disposition: attachment; filename=\"big.png\""));
+    assert_eq!(h.state(), "Idle");
+}
+
+#[test]
+fn a_download_failing_after_its_head_went_out_closes_instead_of_answering_again() {
+    let mut h = Harness::new();
+    h.send(&get("/big.png"));
+    let opened = opened_large(&h);
+    h.complete(opened);
+    h.complete(Err(JobError::from(HttpError::Internal)));
+    assert!(h.conn.is_closed());
+    let output = String::from_utf8(std::mem::take(&mut h.wire.borrow_mut().output)).unwrap();
+    assert!(output.starts_with("HTTP/1.1 200 OK\r\n"));
+    assert!(output.ends_with("\r\n\r\nabc"), "nothing after the first chunk: {output}");
+}
