@@ -1,6 +1,7 @@
 //! Small files recently read by a worker, kept in memory for a moment so that repeated requests skip the
 //! worker round trip. Workers fill it (the loop still never reads the disk); an entry is served for at most
-//! `FRESH_FOR` after it was read, which bounds how stale a response can be.
+//! its window (`--file-cache-window`, default `FRESH_FOR`) after it was read, which bounds how stale a
+//! response can be.
 
 use crate::worker::FileMeta;
 use std::collections::{HashMap, VecDeque};
@@ -17,7 +18,7 @@ pub const MAX_TOTAL_BYTES: usize = 16 * 1024 * 1024;
 /// Most files kept, which also bounds the cost of an eviction scan. 4096.
 pub const MAX_ENTRIES: usize = 4096;
 
-/// How long an entry is served without the disk being consulted again. 1 s, like a short
+/// How long an entry is served without the disk being consulted again, by default. 1 s, like a short
 /// `open_file_cache_valid` in nginx: a file changed on disk is served fresh within a second.
 pub const FRESH_FOR: Duration = Duration::from_secs(1);
 
@@ -32,8 +33,10 @@ pub struct CachedFile {
 }
 
 /// The cache, keyed by the path relative to the root.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FileCache {
+    /// How long an entry is served after it was read; zero keeps nothing.
+    fresh_for: Duration,
     entries: HashMap<PathBuf, CachedFile>,
     /// Paths in insertion order. Every entry lives equally long, so the oldest is (nearly always) at the
     /// front and expiry costs O(1) per entry (lwan's timeout queue). A replaced entry leaves a stale item
@@ -43,16 +46,28 @@ pub struct FileCache {
     total_bytes: usize,
 }
 
+impl Default for FileCache {
+    fn default() -> Self {
+        FileCache::new(FRESH_FOR)
+    }
+}
+
 impl FileCache {
-    /// The entry for `path`, if it was read less than `FRESH_FOR` ago.
+    /// An empty cache whose entries are served for `fresh_for` after they were read.
+    pub fn new(fresh_for: Duration) -> FileCache {
+        FileCache { fresh_for, entries: HashMap::new(), order: VecDeque::new(), total_bytes: 0 }
+    }
+
+    /// The entry for `path`, if it was read less than the window ago.
     pub fn get(&self, path: &Path, now: Instant) -> Option<&CachedFile> {
-        self.entries.get(path).filter(|file| now.duration_since(file.loaded) < FRESH_FOR)
+        self.entries.get(path).filter(|file| now.duration_since(file.loaded) < self.fresh_for)
     }
 
     /// Keeps a file a worker read at `read_at`, if it is small enough, there is room, and no newer read of the
     /// same file is already kept (two reads may finish out of order).
     pub fn insert(&mut self, path: PathBuf, meta: FileMeta, body: Rc<[u8]>, read_at: Instant) {
-        if body.len() > MAX_FILE_BYTES
+        if self.fresh_for.is_zero()
+            || body.len() > MAX_FILE_BYTES
             || self.entries.get(&path).is_some_and(|old| old.loaded >= read_at)
         {
             return;
@@ -69,10 +84,10 @@ impl FileCache {
         self.entries.insert(path, CachedFile { meta, body, loaded: read_at });
     }
 
-    /// Drops the entries older than `FRESH_FOR`, oldest first.
+    /// Drops the entries older than the window, oldest first.
     pub fn expire(&mut self, now: Instant) {
         while let Some((loaded, _)) = self.order.front() {
-            if now.duration_since(*loaded) < FRESH_FOR {
+            if now.duration_since(*loaded) < self.fresh_for {
                 return;
             }
             let Some((loaded, path)) = self.order.pop_front() else {
@@ -108,6 +123,15 @@ mod tests {
         assert_eq!(cache.get(Path::new("a.txt"), t0).map(|f| f.body.len()), Some(10));
         assert!(cache.get(Path::new("a.txt"), t0 + FRESH_FOR).is_none());
         assert!(cache.get(Path::new("b.txt"), t0).is_none());
+    }
+
+    #[test]
+    fn a_zero_window_keeps_nothing() {
+        let mut cache = FileCache::new(Duration::ZERO);
+        let t0 = Instant::now();
+        insert(&mut cache, "a.txt", 10, t0);
+        assert!(cache.get(Path::new("a.txt"), t0).is_none());
+        assert_eq!(cache.entries.len(), 0);
     }
 
     #[test]

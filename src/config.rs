@@ -50,6 +50,9 @@ pub struct Limits {
     pub max_connections: usize,
     /// Jobs waiting for a worker; when full, new requests get 503. Default 1024.
     pub max_queued_jobs: usize,
+    /// How long a small file a worker read is served from memory before the disk is consulted again; zero
+    /// turns the cache off. Default 1 s (`cache::FRESH_FOR`).
+    pub file_cache_window: Duration,
     /// Bytes a worker reads from a file per job; also the most a download holds in memory, even when its
     /// client stops reading. Default 64 KiB: larger chunks measured no faster (sendfile-free copies dominate).
     pub file_chunk_bytes: usize,
@@ -69,6 +72,7 @@ impl Default for Limits {
             max_connections: 16 * 1024,
             max_queued_jobs: 1024,
             file_chunk_bytes: 64 * 1024,
+            file_cache_window: crate::cache::FRESH_FOR,
         }
     }
 }

@@ -40,12 +40,12 @@ impl Context {
     /// A loop's context over `shared`, with its clock read now.
     pub fn new(shared: Arc<Shared>, reply: Reply) -> Context {
         let mut ctx = Context {
-            shared,
             now: Instant::now(),
             date: String::new(),
             date_second: 0,
-            cache: FileCache::default(),
+            cache: FileCache::new(shared.limits.file_cache_window),
             reply,
+            shared,
         };
         ctx.tick();
         ctx

@@ -27,9 +27,9 @@ struct Args {
     /// Log level: off, error, warn, info, debug or trace. Without it, RUST_LOG, else info.
     #[arg(long)]
     log_level: Option<LevelFilter>,
-    /// Seconds a keep-alive connection may stay idle, or take to send a request.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    idle_timeout: u64,
+    /// Seconds a keep-alive connection may stay idle, or take to send a request (fractions allowed).
+    #[arg(long, default_value = "5", value_parser = seconds(3600.0))]
+    idle_timeout: Duration,
     /// Requests served on one connection before it is closed.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     max_requests: u32,
@@ -39,9 +39,12 @@ struct Args {
     /// Upload bytes held in memory across all connections (at least twice --max-body); more gets 503.
     #[arg(long, default_value_t = 256 * 1024 * 1024)]
     max_upload_memory: usize,
-    /// Seconds an upload body may take to arrive, plus one per KiB received.
-    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86400))]
-    body_timeout: u64,
+    /// Seconds an upload body may take to arrive, plus one per KiB received (fractions allowed).
+    #[arg(long, default_value = "60", value_parser = seconds(86400.0))]
+    body_timeout: Duration,
+    /// Seconds a small file just read is served from memory before the disk is asked again; 0 turns it off.
+    #[arg(long, default_value = "1", value_parser = seconds_or_zero(60.0))]
+    file_cache_window: Duration,
     /// Most open client connections; more are answered 503.
     #[arg(long, default_value_t = 16 * 1024)]
     max_connections: usize,
@@ -73,12 +76,13 @@ fn main() -> ExitCode {
     let max_connections = fit_to_fd_limit(args.max_connections);
     let defaults = Limits::default();
     let limits = Limits {
-        idle_timeout: Duration::from_secs(args.idle_timeout),
+        idle_timeout: args.idle_timeout,
         max_requests: args.max_requests,
         max_body_bytes: args.max_body,
         // A chunked body's buffer grows by doubling, so one largest body may hold twice its size.
         max_buffered_body_bytes: args.max_upload_memory.max(args.max_body.saturating_mul(2)),
-        body_timeout: Duration::from_secs(args.body_timeout),
+        body_timeout: args.body_timeout,
+        file_cache_window: args.file_cache_window,
         max_connections,
         ..defaults
     };
@@ -91,12 +95,12 @@ fn main() -> ExitCode {
         limits,
     };
     info!(
-        "starting {} on {addr}: root {}, {} workers, idle timeout {}s, max {} requests per connection, \
+        "starting {} on {addr}: root {}, {} workers, idle timeout {:?}, max {} requests per connection, \
          max body {} bytes, max {} connections",
         http_server::http::SERVER_NAME,
         config.root.display(),
         config.workers,
-        args.idle_timeout,
+        config.limits.idle_timeout,
         config.limits.max_requests,
         config.limits.max_body_bytes,
         config.limits.max_connections,
@@ -157,4 +161,41 @@ fn fit_to_fd_limit(max_connections: usize) -> usize {
         );
     }
     max_connections.min(fitting)
+}
+
+/// A clap parser for a positive number of seconds, fractions allowed, up to `max`.
+fn seconds(max: f64) -> impl Fn(&str) -> Result<Duration, String> + Clone {
+    move |text| match parse_seconds(text, max)? {
+        d if d.is_zero() => Err("must be more than 0".into()),
+        d => Ok(d),
+    }
+}
+
+/// As `seconds`, but 0 is allowed (it turns the feature off).
+fn seconds_or_zero(max: f64) -> impl Fn(&str) -> Result<Duration, String> + Clone {
+    move |text| parse_seconds(text, max)
+}
+
+fn parse_seconds(text: &str, max: f64) -> Result<Duration, String> {
+    let secs: f64 = text.parse().map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !(0.0..=max).contains(&secs) {
+        return Err(format!("must be between 0 and {max} seconds"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_accept_fractions_and_refuse_zero_negative_and_nonsense() {
+        let parse = seconds(3600.0);
+        assert_eq!(parse("0.3"), Ok(Duration::from_millis(300)));
+        assert_eq!(parse("5"), Ok(Duration::from_secs(5)));
+        for bad in ["0", "-1", "NaN", "inf", "3601", "1e400", "x", ""] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(seconds_or_zero(60.0)("0"), Ok(Duration::ZERO));
+    }
 }

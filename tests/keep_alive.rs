@@ -156,7 +156,7 @@ fn http10_with_connection_keep_alive_keeps_the_connection() {
 
 #[test]
 fn an_idle_connection_is_closed_silently_after_the_idle_timeout() {
-    let server = TestServer::start(&["--idle-timeout", "1"]);
+    let server = TestServer::start(&["--idle-timeout", "0.3"]);
     let mut stream = server.connect();
     // read_to_eof fails the test if nothing happens within the 5 s socket timeout.
     assert_eq!(read_to_eof(&mut stream), b"", "an idle close must send no bytes");
@@ -174,7 +174,7 @@ fn a_kept_alive_connection_is_closed_silently_once_idle() {
 
 #[test]
 fn a_partial_head_stalled_past_the_idle_timeout_gets_408_then_eof() {
-    let server = TestServer::start(&["--idle-timeout", "1"]);
+    let server = TestServer::start(&["--idle-timeout", "0.3"]);
     let mut stream = server.connect();
     let partial = format!("GET /index.html HTTP/1.1\r\nHost: {}\r\n", server.host());
     stream.write_all(partial.as_bytes()).unwrap();

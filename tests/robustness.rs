@@ -99,7 +99,7 @@ fn completions_for_clients_that_disconnected_never_reach_new_clients() {
 
 #[test]
 fn malformed_input_gets_an_error_status_or_a_clean_close_and_the_server_keeps_serving() {
-    let mut server = TestServer::start(&["--idle-timeout", "1"]);
+    let mut server = TestServer::start(&["--idle-timeout", "0.3"]);
     let host = server.host();
     let many_headers: String = (0..65).map(|i| format!("X-Field-{i}: v\r\n")).collect();
     let garbage = random_bytes(512, 0x5eed_6a7b_a6e5);
@@ -230,6 +230,10 @@ fn invalid_command_lines_exit_with_code_2() {
         &["99999"],
         &["0", "127.0.0.1", "many"],
         &["0", "127.0.0.1", "4", "--idle-timeout", "x"],
+        &["0", "127.0.0.1", "4", "--idle-timeout", "0"],
+        &["0", "127.0.0.1", "4", "--idle-timeout", "-1"],
+        &["0", "127.0.0.1", "4", "--body-timeout", "NaN"],
+        &["0", "127.0.0.1", "4", "--file-cache-window", "1e400"],
         &["0", "127.0.0.1", "4", "--max-requests", "lots"],
         &["0", "127.0.0.1", "4", "--max-body", "-5"],
         &["0", "127.0.0.1", "4", "--no-such-option"],

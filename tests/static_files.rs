@@ -297,18 +297,38 @@ fn eight_concurrent_ten_mib_downloads_are_all_byte_exact_and_streamed() {
 
 #[test]
 fn a_changed_or_deleted_file_is_served_fresh_once_the_cache_window_passes() {
-    let server = TestServer::start(&[]);
+    let server = TestServer::start(&["--file-cache-window", "0.2"]);
     let page = server.root.join("news.html");
     std::fs::write(&page, "first").unwrap();
     assert_eq!(server.get("/news.html").body, b"first");
     assert_eq!(server.get("/news.html").body, b"first");
     std::fs::write(&page, "second version").unwrap();
-    // Small files may be served from memory for up to 1 s after a worker read them.
-    std::thread::sleep(Duration::from_millis(1100));
+    // Small files may be served from memory for up to the window after a worker read them.
+    std::thread::sleep(Duration::from_millis(300));
     let response = server.get("/news.html");
     assert_eq!(response.body, b"second version");
     assert_eq!(response.header("Content-Length"), Some("14"));
     std::fs::remove_file(&page).unwrap();
-    std::thread::sleep(Duration::from_millis(1100));
+    std::thread::sleep(Duration::from_millis(300));
     assert_eq!(server.get("/news.html").status, 404);
+}
+
+#[test]
+fn within_the_cache_window_a_small_file_is_served_from_memory() {
+    let server = TestServer::start(&["--file-cache-window", "60"]);
+    let page = server.root.join("news.html");
+    std::fs::write(&page, "first").unwrap();
+    assert_eq!(server.get("/news.html").body, b"first");
+    std::fs::remove_file(&page).unwrap();
+    assert_eq!(server.get("/news.html").body, b"first", "the cached copy, not the disk");
+}
+
+#[test]
+fn a_zero_cache_window_reads_every_request_from_disk() {
+    let server = TestServer::start(&["--file-cache-window", "0"]);
+    let page = server.root.join("news.html");
+    std::fs::write(&page, "first").unwrap();
+    assert_eq!(server.get("/news.html").body, b"first");
+    std::fs::write(&page, "second").unwrap();
+    assert_eq!(server.get("/news.html").body, b"second");
 }

@@ -662,7 +662,7 @@ fn uploads_beyond_the_memory_budget_get_503_before_sending_their_body() {
 
 #[test]
 fn a_body_trickling_past_the_body_timeout_gets_408() {
-    let server = TestServer::start(&["--body-timeout", "1", "--idle-timeout", "30"]);
+    let server = TestServer::start(&["--body-timeout", "0.3", "--idle-timeout", "30"]);
     let mut stream = server.connect_nodelay();
     let head = format!(
         "POST /upload HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
@@ -670,12 +670,12 @@ fn a_body_trickling_past_the_body_timeout_gets_408() {
         server.host()
     );
     send(&mut stream, head.as_bytes());
-    // One byte every 300 ms keeps the idle timeout from firing, but not the body timeout.
-    for _ in 0..7 {
+    // One byte every 100 ms keeps the idle timeout from firing, but not the body timeout.
+    for _ in 0..10 {
         if stream.write_all(b" ").is_err() {
             break;
         }
-        std::thread::sleep(std::time::Duration::from_millis(300));
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let response = read_response(&mut stream).expect("a 408");
     check_error(&response, 408);
