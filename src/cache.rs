@@ -28,7 +28,7 @@ pub struct CachedFile {
     /// Its length and type, as the worker found them.
     pub meta: FileMeta,
     /// The whole file, shared with the responses that send it.
-    pub body: Rc<[u8]>,
+    pub body: Rc<Vec<u8>>,
     loaded: Instant,
 }
 
@@ -65,7 +65,7 @@ impl FileCache {
 
     /// Keeps a file a worker read at `read_at`, if it is small enough, there is room, and no newer read of the
     /// same file is already kept (two reads may finish out of order).
-    pub fn insert(&mut self, path: PathBuf, meta: FileMeta, body: Rc<[u8]>, read_at: Instant) {
+    pub fn insert(&mut self, path: PathBuf, meta: FileMeta, body: Rc<Vec<u8>>, read_at: Instant) {
         if self.fresh_for.is_zero()
             || body.len() > MAX_FILE_BYTES
             || self.entries.get(&path).is_some_and(|old| old.loaded >= read_at)
@@ -112,7 +112,7 @@ mod tests {
     }
 
     fn insert(cache: &mut FileCache, path: &str, len: usize, now: Instant) {
-        cache.insert(path.into(), meta(len), vec![0; len].into(), now);
+        cache.insert(path.into(), meta(len), Rc::new(vec![0; len]), now);
     }
 
     #[test]
@@ -184,8 +184,8 @@ mod tests {
         let mut cache = FileCache::default();
         let t0 = Instant::now();
         let newer = t0 + FRESH_FOR / 2;
-        cache.insert("a".into(), meta(3), b"new"[..].into(), newer);
-        cache.insert("a".into(), meta(3), b"old"[..].into(), t0);
+        cache.insert("a".into(), meta(3), Rc::new(b"new".to_vec()), newer);
+        cache.insert("a".into(), meta(3), Rc::new(b"old".to_vec()), t0);
         assert_eq!(cache.get(Path::new("a"), newer).map(|f| &f.body[..]), Some(&b"new"[..]));
     }
 

@@ -155,6 +155,10 @@ impl<T: Transport> Connection<T> {
         let step = match exchange::resume(&exchange, result, self.transport.peer(), ctx) {
             Resumption::Respond(response) => self.respond(ctx, exchange, response),
             Resumption::Stream { bytes, rest } => {
+                debug_assert!(
+                    self.write_buf.is_empty(),
+                    "a chunk is asked for only once the last is out"
+                );
                 self.write_buf = bytes;
                 self.start_writing(ctx, exchange, rest.map_or(Next::Done, Next::Chunk))
             }
@@ -182,6 +186,7 @@ impl<T: Transport> Connection<T> {
                 self.advance(ctx);
             }
             State::ReadingBody { exchange, .. } => {
+                info!("{peer}: \"{}\" body not received in time", exchange.request_line);
                 self.refuse_body(ctx, exchange, HttpError::RequestTimeout);
                 self.advance(ctx);
             }
@@ -240,7 +245,7 @@ impl<T: Transport> Connection<T> {
         loop {
             let idle = matches!(self.state, State::Idle);
             match self.inbox.take_head(idle, ctx.limits()) {
-                Ok(Some(head)) => return self.start(ctx, head),
+                Ok(Some(head)) => return self.start_exchange(ctx, head),
                 Ok(None) => {}
                 Err(err) => {
                     info!(
@@ -272,7 +277,7 @@ impl<T: Transport> Connection<T> {
     }
 
     /// A complete head arrived: `exchange` decides, and the decision is carried out here.
-    fn start(&mut self, ctx: &mut Context, head: RequestHead) -> Step {
+    fn start_exchange(&mut self, ctx: &mut Context, head: RequestHead) -> Step {
         self.served += 1;
         let origin = Origin {
             peer: self.transport.peer(),
@@ -306,6 +311,8 @@ impl<T: Transport> Connection<T> {
                     let State::ReadingBody { exchange, .. } = self.take_state() else {
                         unreachable!("checked above")
                     };
+                    let (peer, code) = (self.transport.peer(), err.status().code);
+                    info!("{peer}: \"{}\" body refused: {code}", exchange.request_line);
                     return self.refuse_body(ctx, exchange, err);
                 }
             }
@@ -333,8 +340,6 @@ impl<T: Transport> Connection<T> {
     /// An upload body is refused part way (too large, malformed, too slow, out of memory): the rest of it
     /// will not be read, so the connection closes after the answer.
     fn refuse_body(&mut self, ctx: &Context, mut exchange: Exchange, err: HttpError) -> Step {
-        let (peer, code) = (self.transport.peer(), err.status().code);
-        info!("{peer}: \"{}\" body refused: {code}", exchange.request_line);
         exchange.persistence = Persistence::Close;
         self.respond_error(ctx, exchange, err)
     }
@@ -453,11 +458,13 @@ impl<T: Transport> Connection<T> {
         self.close(ctx)
     }
 
-    /// Moves the state out to change it; the caller puts the next one in through `transition`.
+    /// Moves the state out to change it; the caller puts the next one in (through `transition`, unless it
+    /// restores the same state).
     fn take_state(&mut self) -> State {
         std::mem::replace(&mut self.state, State::Closed)
     }
 
+    /// Ends the connection: the server deregisters and drops it after this pass.
     fn close(&mut self, ctx: &Context) -> Step {
         self.transition(State::Closed, ctx);
         Step::Wait

@@ -10,6 +10,7 @@ use crate::error::HttpError;
 use crate::http::{BodyFraming, Method, Persistence, RequestHead};
 use crate::response::{self, Body, Response};
 use crate::routes::{self, Action};
+use crate::status::Status;
 use crate::worker::{FileCursor, JobError, OpenedFile, Output, Task};
 use log::{debug, info};
 use std::net::{IpAddr, SocketAddr};
@@ -149,7 +150,11 @@ pub fn begin(head: RequestHead, origin: Origin, ctx: &Context) -> (Exchange, Dec
                     Body::Shared(Rc::clone(&file.body)),
                 ))
             }
-            None => Decision::Submit(Task::Open { path, kind }),
+            None => {
+                // A response to HEAD sends no body, so the worker need not read ahead for it.
+                let prefetch = response::has_body(&head.method, Status::OK);
+                Decision::Submit(Task::Open { path, kind, prefetch })
+            }
         },
         Ok(Action::Upload) => start_upload(&head, &mut exchange, origin.peer, ctx),
     };
@@ -244,8 +249,8 @@ pub fn resume(
 /// The response to a file a worker opened; a file read whole is kept in the cache for the next requests.
 fn opened(file: OpenedFile, ctx: &mut Context) -> Response {
     let OpenedFile { path, meta, read_at, first, rest } = file;
-    let body = if rest.is_none() {
-        let whole: Rc<[u8]> = first.into();
+    let body = if first.len() as u64 == meta.len {
+        let whole = Rc::new(first);
         ctx.cache.insert(path.clone(), meta, Rc::clone(&whole), read_at);
         Body::Shared(whole)
     } else {
@@ -343,7 +348,7 @@ mod tests {
     fn a_cached_file_is_answered_without_a_job() {
         let (mut ctx, _jobs) = test_context(Limits::default());
         let meta = FileMeta { len: 2, kind: FileKind::Inline("text/html; charset=utf-8") };
-        ctx.cache.insert("index.html".into(), meta, b"hi"[..].into(), ctx.now);
+        ctx.cache.insert("index.html".into(), meta, Rc::new(b"hi".to_vec()), ctx.now);
         let raw = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
         assert_eq!(decide(raw, 1, &ctx).0, "respond 200");
     }

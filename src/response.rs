@@ -26,13 +26,22 @@ pub struct Response {
 pub enum Body {
     /// Bytes built for this response.
     Bytes(Vec<u8>),
-    /// A whole file held by the cache.
-    Shared(Rc<[u8]>),
+    /// A whole file, shared with the cache.
+    Shared(Rc<Vec<u8>>),
     /// A file of `len` bytes: `first` from its start, then `rest` (if any) for workers to read chunk by chunk.
     File { len: u64, first: Vec<u8>, rest: Option<FileCursor> },
 }
 
 impl Body {
+    /// The bytes of it already in memory.
+    fn in_memory(&self) -> usize {
+        match self {
+            Body::Bytes(bytes) => bytes.len(),
+            Body::Shared(bytes) => bytes.len(),
+            Body::File { first, .. } => first.len(),
+        }
+    }
+
     /// The body's length: the Content-Length, also of a response to HEAD that omits it.
     pub fn len(&self) -> u64 {
         match self {
@@ -59,8 +68,12 @@ impl Response {
         method: &Method,
     ) -> Option<FileCursor> {
         let len = self.body.len();
+        let sends_body = has_body(method, self.status);
+        if sends_body {
+            out.reserve(http::HEAD_RESERVE + self.body.in_memory());
+        }
         http::write_head(out, self.status, date, &self.fields, len, persistence);
-        if !has_body(method, self.status) {
+        if !sends_body {
             return None;
         }
         match self.body {
@@ -127,6 +140,13 @@ pub fn error(err: HttpError, detail: Option<&str>) -> Response {
         fields.push(("Retry-After", "1".into()));
     }
     Response { status, fields, body: Body::Bytes(body) }
+}
+
+/// The encoded 503 for a client over the connection limit, which is refused before it has a connection.
+pub fn over_capacity(date: &str) -> Vec<u8> {
+    let mut reply = Vec::new();
+    error(HttpError::Unavailable, None).encode(&mut reply, date, Persistence::Close, &Method::Get);
+    reply
 }
 
 /// A file name safe inside a quoted `filename="..."` parameter: printable ASCII without quotes or backslashes.

@@ -5,8 +5,6 @@ use crate::budget::BodyBudget;
 use crate::config::Config;
 use crate::connection::Connection;
 use crate::context::{Context, Shared};
-use crate::error::HttpError;
-use crate::http::{Method, Persistence};
 use crate::response;
 use crate::routes::HostPolicy;
 use crate::transport::Plain;
@@ -195,19 +193,11 @@ impl Server {
             }
             if self.conns.len() >= self.ctx.limits().max_connections {
                 warn!("{peer}: refused, {} connections open (the limit)", self.conns.len());
-                Plain::new(socket, peer).refuse(&self.unavailable());
+                Plain::refuse(socket, &response::over_capacity(&self.ctx.date));
                 continue;
             }
             self.register(socket, peer);
         }
-    }
-
-    /// The 503 a client over the connection limit gets.
-    fn unavailable(&self) -> Vec<u8> {
-        let mut reply = Vec::new();
-        let response = response::error(HttpError::Unavailable, None);
-        response.encode(&mut reply, &self.ctx.date, Persistence::Close, &Method::Get);
-        reply
     }
 
     fn register(&mut self, socket: TcpStream, peer: SocketAddr) {

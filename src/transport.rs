@@ -74,15 +74,15 @@ impl Plain {
 
     /// Best effort for a client we won't serve: read what it already sent (so that closing does not reset the
     /// connection and destroy the reply), send `reply` once, and close.
-    pub fn refuse(mut self, reply: &[u8]) {
+    pub fn refuse(mut socket: TcpStream, reply: &[u8]) {
         let mut scratch = [0u8; 4096];
         for _ in 0..4 {
-            if !matches!(self.socket.read(&mut scratch), Ok(n) if n > 0) {
+            if !matches!(socket.read(&mut scratch), Ok(n) if n > 0) {
                 break;
             }
         }
-        let _ = self.socket.write(reply);
-        self.shutdown_write();
+        let _ = socket.write(reply);
+        let _ = socket.shutdown(Shutdown::Write);
     }
 }
 

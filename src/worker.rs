@@ -44,8 +44,9 @@ pub struct Job {
 /// The blocking operations the loop hands off.
 #[derive(Debug)]
 pub enum Task {
-    /// Resolve `path` (relative to the root), check it stays inside, open it, and read the first chunk.
-    Open { path: PathBuf, kind: Option<FileKind> },
+    /// Resolve `path` (relative to the root), check it stays inside, open it, and read the first chunk if
+    /// `prefetch` (the response will send it; HEAD needs only the length).
+    Open { path: PathBuf, kind: Option<FileKind>, prefetch: bool },
     /// Read the next chunk of a file being sent.
     Read { file: FileCursor },
     /// Validate an upload as JSON and store it durably under a new name.
@@ -125,14 +126,16 @@ impl Reply {
         (Reply { done, waker }, completions)
     }
 
-    /// Hands a completion back. Wakes coalesce, so the loop drains the channel on each wake.
-    fn send(&self, completion: Completion) {
-        // The loop is gone only at exit, when nobody waits for the result.
-        if self.done.send(completion).is_ok() {
-            if let Err(e) = self.waker.wake() {
-                error!("worker: cannot wake the event loop: {e}");
-            }
+    /// Hands a completion back; false when the loop is gone, which happens only at exit. Wakes coalesce,
+    /// so the loop drains the channel on each wake.
+    fn send(&self, completion: Completion) -> bool {
+        if self.done.send(completion).is_err() {
+            return false;
         }
+        if let Err(e) = self.waker.wake() {
+            error!("worker: cannot wake the event loop: {e}");
+        }
+        true
     }
 }
 
@@ -349,13 +352,18 @@ impl Worker {
                     Err(HttpError::Internal.into())
                 });
             self.stats.busy.fetch_sub(1, Ordering::SeqCst);
-            reply.send(Completion { conn, result });
+            // Nobody waits for the rest of the queue once the loop has gone.
+            if !reply.send(Completion { conn, result }) {
+                return;
+            }
         }
     }
 
     fn perform(&self, task: Task) -> Result<Output, JobError> {
         match task {
-            Task::Open { path, kind } => self.open(path, kind).map(Output::Opened),
+            Task::Open { path, kind, prefetch } => {
+                self.open(path, kind, prefetch).map(Output::Opened)
+            }
             Task::Read { file } => {
                 let (bytes, rest) = read_chunk(file, self.config.chunk_bytes)?;
                 Ok(Output::Chunk { bytes, rest })
@@ -364,7 +372,12 @@ impl Worker {
         }
     }
 
-    fn open(&self, path: PathBuf, kind: Option<FileKind>) -> Result<OpenedFile, JobError> {
+    fn open(
+        &self,
+        path: PathBuf,
+        kind: Option<FileKind>,
+        prefetch: bool,
+    ) -> Result<OpenedFile, JobError> {
         let read_at = Instant::now();
         let file = self.open_inside_root(&path)?;
         let stat = file.metadata()?;
@@ -374,7 +387,7 @@ impl Worker {
         let kind = kind.ok_or(HttpError::UnsupportedMediaType)?;
         let meta = FileMeta { len: stat.len(), kind };
         debug!("serving {} ({} bytes)", path.display(), meta.len);
-        let cursor = FileCursor { file, remaining: meta.len };
+        let cursor = FileCursor { file, remaining: if prefetch { meta.len } else { 0 } };
         let (first, rest) = read_chunk(cursor, self.config.chunk_bytes)?;
         Ok(OpenedFile { path, meta, read_at, first, rest })
     }
@@ -606,7 +619,8 @@ mod tests {
         let (reply, done) = Reply::channel(waker);
         let pool = WorkerPool::new(1, 0, worker_config(&dir)).unwrap();
         let conn = ConnId { key: 0, serial: 1 };
-        let open = Task::Open { path: "f.txt".into(), kind: Some(FileKind::Download) };
+        let open =
+            Task::Open { path: "f.txt".into(), kind: Some(FileKind::Download), prefetch: true };
         let now = Instant::now();
         let job = |task| Job { conn, task, reply: reply.clone() };
         assert_eq!(pool.submit(job(open), now), Err(HttpError::Unavailable));

@@ -113,7 +113,7 @@ impl Harness {
         let (mut ctx, jobs) = test_context(limits);
         for (name, body) in [("a.html", PAGE), ("b.html", &b"<p>bb</p>"[..])] {
             let meta = FileMeta { len: body.len() as u64, kind: FileKind::Inline("text/html") };
-            ctx.cache.insert(name.into(), meta, body.into(), ctx.now);
+            ctx.cache.insert(name.into(), meta, Rc::new(body.to_vec()), ctx.now);
         }
         let wire = Rc::new(RefCell::new(Wire::default()));
         let id = ConnId { key: 0, serial: 1 };
@@ -515,4 +515,69 @@ fn a_download_failing_after_its_head_went_out_closes_instead_of_answering_again(
     let output = String::from_utf8(std::mem::take(&mut h.wire.borrow_mut().output)).unwrap();
     assert!(output.starts_with("HTTP/1.1 200 OK\r\n"));
     assert!(output.ends_with("\r\n\r\nabc"), "nothing after the first chunk: {output}");
+}
+
+#[test]
+fn a_full_worker_queue_is_answered_503_and_the_connection_serves_on() {
+    let mut h = Harness::with_limits(Limits { max_queued_jobs: 0, ..Limits::default() });
+    h.send(&get("/c.html"));
+    let responses = h.responses();
+    assert_eq!(responses[0].0, 503);
+    assert!(responses[0].1.contains("Retry-After: 1"));
+    assert_eq!(h.state(), "Idle");
+    h.send(&get("/a.html"));
+    assert_eq!(h.statuses(), vec![200]);
+}
+
+#[test]
+fn expect_continue_past_the_upload_memory_budget_gets_503_without_100() {
+    let limits = Limits { max_buffered_body_bytes: 1024, ..Limits::default() };
+    let mut h = Harness::with_limits(limits);
+    h.send(&upload_head(100_000, "Expect: 100-continue\r\n"));
+    assert_eq!(h.statuses(), vec![503]);
+    assert_eq!(h.state(), "Lingering");
+}
+
+#[test]
+fn a_completion_after_a_socket_error_is_dropped() {
+    let mut h = Harness::new();
+    h.send(&get("/c.html"));
+    h.conn.on_ready(&mut h.ctx, true);
+    assert!(h.conn.is_closed());
+    h.complete(Err(JobError::from(HttpError::NotFound)));
+    assert!(h.conn.is_closed());
+    assert!(h.responses().is_empty());
+}
+
+#[test]
+fn a_client_that_closed_while_its_job_ran_still_gets_the_answer_then_the_close() {
+    let mut h = Harness::new();
+    h.send(&get("/c.html"));
+    h.send_eof();
+    assert_eq!(h.state(), "AwaitingWorker", "no reads while a worker has the request");
+    h.complete(Err(JobError::from(HttpError::NotFound)));
+    assert_eq!(h.statuses(), vec![404]);
+    assert!(h.conn.is_closed(), "the EOF is read once the response is out");
+}
+
+#[test]
+fn head_of_an_uncached_file_asks_the_worker_for_no_bytes_and_streams_nothing() {
+    let mut h = Harness::new();
+    h.send(b"HEAD /big.png HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    assert!(matches!(h.job(), Task::Open { prefetch: false, .. }));
+    let opened = OpenedFile {
+        path: "big.png".into(),
+        meta: FileMeta { len: 10, kind: FileKind::Download },
+        read_at: h.ctx.now,
+        first: Vec::new(),
+        rest: None,
+    };
+    h.complete(Ok(Output::Opened(opened)));
+    let output = String::from_utf8(std::mem::take(&mut h.wire.borrow_mut().output)).unwrap();
+    assert!(output.ends_with(
+        "Content-Length: 10\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5, max=99\r\n\r\n"
+    ));
+    assert_eq!(h.state(), "Idle");
+    assert!(h.jobs.try_recv().is_err(), "no chunk is read for HEAD");
+    assert!(h.ctx.cache.get("big.png".as_ref(), h.ctx.now).is_none());
 }
