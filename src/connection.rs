@@ -6,7 +6,7 @@ use crate::error::HttpError;
 use crate::exchange::{self, Decision, Exchange, Origin, Resumption, Upload};
 use crate::http::{self, Inbox, Persistence, RequestHead};
 use crate::response::{self, Response};
-use crate::transport::{self, Filled, Transport, READ_CHUNK};
+use crate::transport::{self, Drained, Filled, Transport, READ_CHUNK};
 use crate::worker::{ConnId, FileCursor, Job, JobError, Output, Task};
 use log::{debug, info, trace};
 use std::io;
@@ -155,10 +155,8 @@ impl<T: Transport> Connection<T> {
         let step = match exchange::resume(&exchange, result, self.transport.peer(), ctx) {
             Resumption::Respond(response) => self.respond(ctx, exchange, response),
             Resumption::Stream { bytes, rest } => {
-                debug_assert!(
-                    self.write_buf.is_empty(),
-                    "a chunk is asked for only once the last is out"
-                );
+                // The next chunk is asked for only once the last one is out.
+                debug_assert!(self.write_buf.is_empty());
                 self.write_buf = bytes;
                 self.start_writing(ctx, exchange, rest.map_or(Next::Done, Next::Chunk))
             }
@@ -384,23 +382,16 @@ impl<T: Transport> Connection<T> {
         let State::Writing { exchange, .. } = &mut self.state else {
             unreachable!("write outside Writing");
         };
-        while self.written < self.write_buf.len() {
-            match self.transport.write(&self.write_buf[self.written..]) {
-                Ok(0) => return self.fail(ctx, io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    self.written += n;
-                    exchange.sent += n as u64;
-                    self.deadline = Some(ctx.now + ctx.limits().write_timeout);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Wait,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return self.fail(ctx, e),
-            }
+        let before = self.written;
+        let drained = transport::drain(&mut self.transport, &self.write_buf, &mut self.written);
+        if self.written > before {
+            exchange.sent += (self.written - before) as u64;
+            self.deadline = Some(ctx.now + ctx.limits().write_timeout);
         }
-        match self.transport.flush() {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Wait,
-            Err(e) => return self.fail(ctx, e),
+        match drained {
+            Drained::All => {}
+            Drained::Blocked => return Step::Wait,
+            Drained::Failed(e) => return self.fail(ctx, e),
         }
         self.write_buf.clear();
         self.written = 0;

@@ -56,6 +56,35 @@ pub fn fill(transport: &mut impl Transport, buf: &mut Vec<u8>) -> Filled {
     }
 }
 
+/// The outcome of writing a buffer out.
+pub enum Drained {
+    /// All of it went out, including what the transport itself held.
+    All,
+    /// The client is not taking more now.
+    Blocked,
+    /// The connection is broken.
+    Failed(io::Error),
+}
+
+/// Writes `buf[*written..]` until all of it is out and flushed, or the transport blocks; `*written` counts
+/// what was taken.
+pub fn drain(transport: &mut impl Transport, buf: &[u8], written: &mut usize) -> Drained {
+    while *written < buf.len() {
+        match transport.write(&buf[*written..]) {
+            Ok(0) => return Drained::Failed(io::ErrorKind::WriteZero.into()),
+            Ok(n) => *written += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Drained::Blocked,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Drained::Failed(e),
+        }
+    }
+    match transport.flush() {
+        Ok(()) => Drained::All,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Drained::Blocked,
+        Err(e) => Drained::Failed(e),
+    }
+}
+
 /// A plain TCP connection.
 pub struct Plain {
     socket: TcpStream,
