@@ -1,5 +1,6 @@
 //! Run-time configuration: what the command line sets, and the limits every buffer, queue and wait obeys.
 
+use crate::mime::MimeTable;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,6 +18,8 @@ pub struct Config {
     pub workers: usize,
     /// Extra names accepted in the `Host` header (`--allow-host`), lower-cased.
     pub allowed_hosts: Vec<String>,
+    /// How each file type is sent (`--inline`, `--unknown-as-octet-stream`).
+    pub mime: MimeTable,
     /// Bounds on memory, time and concurrency.
     pub limits: Limits,
 }

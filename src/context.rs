@@ -4,6 +4,7 @@
 use crate::budget::BodyBudget;
 use crate::cache::FileCache;
 use crate::config::Limits;
+use crate::mime::MimeTable;
 use crate::routes::HostPolicy;
 use crate::worker::{Reply, WorkerPool};
 use std::sync::Arc;
@@ -15,6 +16,8 @@ pub struct Shared {
     pub limits: Limits,
     /// Which Host values name us.
     pub hosts: HostPolicy,
+    /// How each file type is sent.
+    pub mime: MimeTable,
     /// Memory held by upload bodies, across connections and workers.
     pub uploads: Arc<BodyBudget>,
     /// Where blocking work goes.
@@ -84,6 +87,7 @@ pub mod tests {
             root: ".".into(),
             workers: 0,
             allowed_hosts: Vec::new(),
+            mime: MimeTable::default(),
             limits,
         };
         let (pool, jobs) = WorkerPool::without_workers(config.limits.max_queued_jobs);
@@ -92,6 +96,7 @@ pub mod tests {
         let (reply, _completions) = Reply::channel(Arc::new(waker));
         let shared = Shared {
             hosts: HostPolicy::new(&config, config.addr),
+            mime: MimeTable::default(),
             uploads: BodyBudget::new(config.limits.max_buffered_body_bytes),
             pool,
             limits: config.limits,

@@ -192,7 +192,7 @@ fn route(
         );
         return Err(err);
     }
-    routes::route(head, shared.limits.max_body_bytes).inspect_err(|&err| {
+    routes::route(head, shared.limits.max_body_bytes, &shared.mime).inspect_err(|&err| {
         let reason = routes::refusal_reason(err);
         info!("{peer}: \"{line}\" refused ({}): {reason}", err.status().code);
     })
@@ -347,7 +347,10 @@ mod tests {
     #[test]
     fn a_cached_file_is_answered_without_a_job() {
         let (mut ctx, _jobs) = test_context(Limits::default());
-        let meta = FileMeta { len: 2, kind: FileKind::Inline("text/html; charset=utf-8") };
+        let meta = FileMeta {
+            len: 2,
+            kind: FileKind { media_type: "text/html; charset=utf-8", download: false },
+        };
         ctx.cache.insert("index.html".into(), meta, Rc::new(b"hi".to_vec()), ctx.now);
         let raw = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
         assert_eq!(decide(raw, 1, &ctx).0, "respond 200");
@@ -385,7 +388,8 @@ mod tests {
     #[test]
     fn a_file_read_whole_is_cached_and_a_larger_one_is_not() {
         let (mut ctx, _jobs) = test_context(Limits::default());
-        let meta = |len| FileMeta { len, kind: FileKind::Download };
+        let meta =
+            |len| FileMeta { len, kind: FileKind { media_type: "image/png", download: true } };
         let small = OpenedFile {
             path: "a.txt".into(),
             meta: meta(3),

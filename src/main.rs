@@ -1,4 +1,5 @@
 use clap::Parser;
+use http_server::mime::MimeTable;
 use http_server::{Config, Limits, Server, StartError};
 use log::{error, info, warn, LevelFilter};
 use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
@@ -48,6 +49,12 @@ struct Args {
     /// Most open client connections; more are answered 503.
     #[arg(long, default_value_t = 16 * 1024)]
     max_connections: usize,
+    /// Serve images and text inline with their real types instead of as downloads, as a file share would.
+    #[arg(long)]
+    inline: bool,
+    /// Serve files whose type is outside the MIME table as application/octet-stream downloads, not 415.
+    #[arg(long)]
+    unknown_as_octet_stream: bool,
     /// Another name clients may use in the Host header (repeatable).
     #[arg(long = "allow-host", value_name = "NAME")]
     allowed_hosts: Vec<String>,
@@ -92,6 +99,10 @@ fn main() -> ExitCode {
         root: args.root,
         workers: usize::from(args.max_threads),
         allowed_hosts: args.allowed_hosts,
+        mime: MimeTable {
+            inline_all: args.inline,
+            unknown_as_octet_stream: args.unknown_as_octet_stream,
+        },
         limits,
     };
     info!(

@@ -1,48 +1,141 @@
-//! The MIME table: how each file type is sent, as one table of data.
+//! The MIME table: how each file type is sent, as one table of data, and the two switches that change it.
 
-/// How a file type is sent.
+use std::path::Path;
+
+/// How a file is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileKind {
-    /// Shown by the browser, with this Content-Type.
-    Inline(&'static str),
-    /// Downloaded: `application/octet-stream` with `Content-Disposition: attachment`.
+pub struct FileKind {
+    /// Its media type, with `charset=utf-8` for text.
+    pub media_type: &'static str,
+    /// Sent as `application/octet-stream` with `Content-Disposition: attachment`, so browsers save it.
+    pub download: bool,
+}
+
+/// Whether a type is shown or saved by default.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Disposition {
+    Inline,
+    /// The original server's downloads: images and text files are saved, not shown.
     Download,
 }
 
-/// The MIME table: extension (lower case) → how it is sent. Images and text are downloads, as the original
-/// server sent them; stylesheets, scripts and icons are inline so that a served site renders.
-const FILE_KINDS: &[(&str, FileKind)] = &[
-    ("html", FileKind::Inline("text/html; charset=utf-8")),
-    ("htm", FileKind::Inline("text/html; charset=utf-8")),
-    ("json", FileKind::Inline("application/json")),
-    ("css", FileKind::Inline("text/css; charset=utf-8")),
-    ("js", FileKind::Inline("text/javascript; charset=utf-8")),
-    ("svg", FileKind::Inline("image/svg+xml")),
-    ("ico", FileKind::Inline("image/x-icon")),
-    ("png", FileKind::Download),
-    ("jpg", FileKind::Download),
-    ("jpeg", FileKind::Download),
-    ("txt", FileKind::Download),
+use Disposition::{Download, Inline};
+
+/// Extension (lower case) → media type and disposition. Text, scripts, JSON and SVG carry a charset.
+const TABLE: &[(&str, &str, Disposition)] = &[
+    ("html", "text/html; charset=utf-8", Inline),
+    ("htm", "text/html; charset=utf-8", Inline),
+    ("css", "text/css; charset=utf-8", Inline),
+    ("js", "text/javascript; charset=utf-8", Inline),
+    ("mjs", "text/javascript; charset=utf-8", Inline),
+    ("json", "application/json; charset=utf-8", Inline),
+    ("map", "application/json; charset=utf-8", Inline),
+    ("svg", "image/svg+xml; charset=utf-8", Inline),
+    ("ico", "image/x-icon", Inline),
+    ("gif", "image/gif", Inline),
+    ("webp", "image/webp", Inline),
+    ("avif", "image/avif", Inline),
+    ("wasm", "application/wasm", Inline),
+    ("pdf", "application/pdf", Inline),
+    ("xml", "application/xml", Inline),
+    ("md", "text/markdown; charset=utf-8", Inline),
+    ("csv", "text/csv; charset=utf-8", Inline),
+    ("woff", "font/woff", Inline),
+    ("woff2", "font/woff2", Inline),
+    ("ttf", "font/ttf", Inline),
+    ("mp3", "audio/mpeg", Inline),
+    ("mp4", "video/mp4", Inline),
+    ("webm", "video/webm", Inline),
+    ("ogg", "audio/ogg", Inline),
+    ("zip", "application/zip", Inline),
+    ("gz", "application/gzip", Inline),
+    ("tar", "application/x-tar", Inline),
+    ("png", "image/png", Download),
+    ("jpg", "image/jpeg", Download),
+    ("jpeg", "image/jpeg", Download),
+    ("txt", "text/plain; charset=utf-8", Download),
 ];
 
-/// How a file is sent, from its extension.
-pub fn file_kind(path: &std::path::Path) -> Option<FileKind> {
-    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
-    FILE_KINDS.iter().find(|(e, _)| *e == ext).map(|&(_, kind)| kind)
+/// The type of a file outside the table, with `--unknown-as-octet-stream`.
+const OCTET_STREAM: FileKind = FileKind { media_type: "application/octet-stream", download: true };
+
+/// The table as configured.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MimeTable {
+    /// `--inline`: the original's download types are shown with their real types too, as a file share would.
+    pub inline_all: bool,
+    /// `--unknown-as-octet-stream`: a file outside the table is a download instead of 415.
+    pub unknown_as_octet_stream: bool,
+}
+
+impl MimeTable {
+    /// How a file is sent, from its extension; `None` (415) for a type outside the table.
+    pub fn kind(&self, path: &Path) -> Option<FileKind> {
+        let ext = path.extension().and_then(|e| e.to_str());
+        let known = ext.and_then(|ext| TABLE.iter().find(|(e, ..)| e.eq_ignore_ascii_case(ext)));
+        match known {
+            Some(&(_, media_type, disposition)) => {
+                Some(FileKind { media_type, download: disposition == Download && !self.inline_all })
+            }
+            None if self.unknown_as_octet_stream => Some(OCTET_STREAM),
+            None => None,
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn kind(table: MimeTable, path: &str) -> Option<(&'static str, bool)> {
+        table.kind(path.as_ref()).map(|k| (k.media_type, k.download))
+    }
+
     #[test]
-    fn file_kinds_come_from_the_extension() {
-        let html = Some(FileKind::Inline("text/html; charset=utf-8"));
-        assert_eq!(file_kind("a/INDEX.HTML".as_ref()), html);
-        assert_eq!(file_kind("logo.png".as_ref()), Some(FileKind::Download));
-        let css = Some(FileKind::Inline("text/css; charset=utf-8"));
-        assert_eq!(file_kind("site/style.css".as_ref()), css);
-        assert_eq!(file_kind("x.xyz".as_ref()), None);
-        assert_eq!(file_kind("Makefile".as_ref()), None);
+    fn the_originals_types_keep_their_treatment_and_the_rest_are_inline() {
+        let table = MimeTable::default();
+        let cases = [
+            ("a/INDEX.HTML", Some(("text/html; charset=utf-8", false))),
+            ("logo.png", Some(("image/png", true))),
+            ("photo.JPEG", Some(("image/jpeg", true))),
+            ("notes.txt", Some(("text/plain; charset=utf-8", true))),
+            ("site/style.css", Some(("text/css; charset=utf-8", false))),
+            ("app.mjs", Some(("text/javascript; charset=utf-8", false))),
+            ("font.woff2", Some(("font/woff2", false))),
+            ("movie.mp4", Some(("video/mp4", false))),
+            ("data.json", Some(("application/json; charset=utf-8", false))),
+            ("page.html.gz", Some(("application/gzip", false))),
+            ("x.xyz", None),
+            ("Makefile", None),
+            (".png", None),
+        ];
+        for (path, want) in cases {
+            assert_eq!(kind(table, path), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn inline_shows_downloads_with_their_real_types() {
+        let table = MimeTable { inline_all: true, ..MimeTable::default() };
+        assert_eq!(kind(table, "logo.png"), Some(("image/png", false)));
+        assert_eq!(kind(table, "notes.txt"), Some(("text/plain; charset=utf-8", false)));
+        assert_eq!(kind(table, "x.xyz"), None);
+    }
+
+    #[test]
+    fn unknown_types_can_be_served_as_octet_stream_downloads() {
+        let table = MimeTable { unknown_as_octet_stream: true, ..MimeTable::default() };
+        assert_eq!(kind(table, "x.xyz"), Some(("application/octet-stream", true)));
+        assert_eq!(kind(table, "Makefile"), Some(("application/octet-stream", true)));
+        assert_eq!(kind(table, "a.html"), Some(("text/html; charset=utf-8", false)));
+    }
+
+    #[test]
+    fn every_text_type_carries_a_charset() {
+        for (ext, media_type, _) in TABLE {
+            let textual = media_type.starts_with("text/")
+                || ["js", "mjs", "json", "map", "svg"].contains(ext);
+            assert_eq!(media_type.ends_with("; charset=utf-8"), textual, "{ext}");
+        }
     }
 }

@@ -96,8 +96,8 @@ impl Response {
 /// `200 OK` with a file: inline with its type, or a download named after the file.
 pub fn file(path: &Path, meta: &FileMeta, body: Body) -> Response {
     let fields = match meta.kind {
-        FileKind::Inline(content_type) => vec![("Content-Type", content_type.into())],
-        FileKind::Download => {
+        FileKind { media_type, download: false } => vec![("Content-Type", media_type.into())],
+        FileKind { download: true, .. } => {
             let name = path.file_name().unwrap_or_default().to_string_lossy();
             let disposition = format!("attachment; filename=\"{}\"", quoted_filename(&name));
             vec![
@@ -196,12 +196,12 @@ mod tests {
         let cases = [
             (
                 "index.html",
-                FileKind::Inline("text/html; charset=utf-8"),
+                FileKind { media_type: "text/html; charset=utf-8", download: false },
                 vec![("Content-Type", "text/html; charset=utf-8")],
             ),
             (
                 "docs/my photo.jpg",
-                FileKind::Download,
+                FileKind { media_type: "image/png", download: true },
                 vec![
                     ("Content-Type", "application/octet-stream"),
                     ("Content-Disposition", "attachment; filename=\"my photo.jpg\""),
@@ -209,7 +209,7 @@ mod tests {
             ),
             (
                 "caf\u{e9} \"x\".txt",
-                FileKind::Download,
+                FileKind { media_type: "image/png", download: true },
                 vec![
                     ("Content-Type", "application/octet-stream"),
                     ("Content-Disposition", "attachment; filename=\"caf_ _x_.txt\""),
@@ -232,7 +232,7 @@ mod tests {
             let file = std::fs::File::open("/dev/null").ok()?;
             Some(FileCursor::new(file, 7))
         };
-        let meta = FileMeta { len: 10, kind: FileKind::Download };
+        let meta = FileMeta { len: 10, kind: FileKind { media_type: "image/png", download: true } };
         let body = || Body::File { len: 10, first: b"abc".to_vec(), rest: cursor() };
         let mut out = Vec::new();
         let get = file(Path::new("f.png"), &meta, body());

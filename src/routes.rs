@@ -3,7 +3,7 @@
 use crate::config::{Config, UPLOAD_DIR};
 use crate::error::{Allow, HttpError};
 use crate::http::{split_authority, BodyFraming, Method, RequestHead};
-use crate::mime::{file_kind, FileKind};
+use crate::mime::{FileKind, MimeTable};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
@@ -24,7 +24,11 @@ pub enum Action {
 const INDEX: &str = "index.html";
 
 /// Decides what a request asks for, given the upload body limit.
-pub fn route(head: &RequestHead, max_body_bytes: usize) -> Result<Action, HttpError> {
+pub fn route(
+    head: &RequestHead,
+    max_body_bytes: usize,
+    mime: &MimeTable,
+) -> Result<Action, HttpError> {
     if head.target == "*" {
         // The asterisk form is only for OPTIONS (RFC 9112 §3.2.4), which we don't serve.
         let options = matches!(&head.method, Method::Unsupported(m) if m == "OPTIONS");
@@ -37,7 +41,7 @@ pub fn route(head: &RequestHead, max_body_bytes: usize) -> Result<Action, HttpEr
     let path = safe_path(&head.target)?;
     let is_upload = path_only(&head.target) == UPLOAD_PATH;
     match (&head.method, is_upload) {
-        (Method::Get | Method::Head, false) => Ok(Action::File { kind: file_kind(&path), path }),
+        (Method::Get | Method::Head, false) => Ok(Action::File { kind: mime.kind(&path), path }),
         (Method::Post, true) => check_upload(head, max_body_bytes).map(|()| Action::Upload),
         (Method::Get | Method::Head | Method::Unsupported(_), true) => {
             Err(HttpError::MethodNotAllowed(Allow::Post))
@@ -244,6 +248,7 @@ mod tests {
             root: PathBuf::from("resources"),
             workers: 1,
             allowed_hosts: allow.iter().map(|s| s.to_string()).collect(),
+            mime: MimeTable::default(),
             limits: Limits::default(),
         };
         HostPolicy::new(&config, config.addr)
@@ -298,9 +303,11 @@ mod tests {
 
     #[test]
     fn routes_by_method_and_path() {
-        let route = |raw: &str| route(&request(raw), 1000);
-        let index =
-            Action::File { path: "index.html".into(), kind: file_kind("index.html".as_ref()) };
+        let route = |raw: &str| route(&request(raw), 1000, &MimeTable::default());
+        let index = Action::File {
+            path: "index.html".into(),
+            kind: MimeTable::default().kind("index.html".as_ref()),
+        };
         assert_eq!(route("GET / HTTP/1.1\r\n\r\n"), Ok(index));
         let json = "POST /upload HTTP/1.1\r\nContent-Type: application/json; charset=utf-8\r\n";
         assert_eq!(route(&format!("{json}Content-Length: 2\r\n\r\n")), Ok(Action::Upload));

@@ -96,6 +96,7 @@ impl Server {
         let pool = WorkerPool::new(config.workers, config.limits.max_queued_jobs, worker_config)?;
         let shared = Shared {
             hosts: HostPolicy::new(&config, listener.local_addr()?),
+            mime: config.mime,
             uploads: BodyBudget::new(config.limits.max_buffered_body_bytes),
             pool,
             limits: config.limits,

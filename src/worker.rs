@@ -619,8 +619,11 @@ mod tests {
         let (reply, done) = Reply::channel(waker);
         let pool = WorkerPool::new(1, 0, worker_config(&dir)).unwrap();
         let conn = ConnId { key: 0, serial: 1 };
-        let open =
-            Task::Open { path: "f.txt".into(), kind: Some(FileKind::Download), prefetch: true };
+        let open = Task::Open {
+            path: "f.txt".into(),
+            kind: Some(FileKind { media_type: "image/png", download: true }),
+            prefetch: true,
+        };
         let now = Instant::now();
         let job = |task| Job { conn, task, reply: reply.clone() };
         assert_eq!(pool.submit(job(open), now), Err(HttpError::Unavailable));

@@ -112,7 +112,10 @@ impl Harness {
     fn with_limits(limits: Limits) -> Harness {
         let (mut ctx, jobs) = test_context(limits);
         for (name, body) in [("a.html", PAGE), ("b.html", &b"<p>bb</p>"[..])] {
-            let meta = FileMeta { len: body.len() as u64, kind: FileKind::Inline("text/html") };
+            let meta = FileMeta {
+                len: body.len() as u64,
+                kind: FileKind { media_type: "text/html", download: false },
+            };
             ctx.cache.insert(name.into(), meta, Rc::new(body.to_vec()), ctx.now);
         }
         let wire = Rc::new(RefCell::new(Wire::default()));
@@ -229,7 +232,7 @@ fn a_request_behind_one_that_waits_for_a_worker_is_answered_after_it() {
     assert_eq!(h.state(), "AwaitingWorker");
     assert!(matches!(h.job(), Task::Open { path, .. } if path.to_str() == Some("c.html")));
     assert!(h.responses().is_empty());
-    let meta = FileMeta { len: 1, kind: FileKind::Inline("text/html") };
+    let meta = FileMeta { len: 1, kind: FileKind { media_type: "text/html", download: false } };
     let opened = OpenedFile {
         path: "c.html".into(),
         meta,
@@ -481,7 +484,7 @@ fn opened_large(h: &Harness) -> Result<Output, JobError> {
     let rest = std::fs::File::open("/dev/null").map(|file| FileCursor::new(file, 7));
     Ok(Output::Opened(OpenedFile {
         path: "big.png".into(),
-        meta: FileMeta { len: 10, kind: FileKind::Download },
+        meta: FileMeta { len: 10, kind: FileKind { media_type: "image/png", download: true } },
         read_at: h.ctx.now,
         first: b"abc".to_vec(),
         rest: Some(rest.expect("/dev/null opens")),
@@ -567,7 +570,7 @@ fn head_of_an_uncached_file_asks_the_worker_for_no_bytes_and_streams_nothing() {
     assert!(matches!(h.job(), Task::Open { prefetch: false, .. }));
     let opened = OpenedFile {
         path: "big.png".into(),
-        meta: FileMeta { len: 10, kind: FileKind::Download },
+        meta: FileMeta { len: 10, kind: FileKind { media_type: "image/png", download: true } },
         read_at: h.ctx.now,
         first: Vec::new(),
         rest: None,
