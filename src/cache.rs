@@ -108,7 +108,7 @@ mod tests {
     use crate::mime::FileKind;
 
     fn meta(len: usize) -> FileMeta {
-        FileMeta { len: len as u64, kind: FileKind { media_type: "image/png", download: true } }
+        FileMeta::sample(len as u64, FileKind { media_type: "image/png", download: true })
     }
 
     fn insert(cache: &mut FileCache, path: &str, len: usize, now: Instant) {

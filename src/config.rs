@@ -20,6 +20,8 @@ pub struct Config {
     pub allowed_hosts: Vec<String>,
     /// How each file type is sent (`--inline`, `--unknown-as-octet-stream`).
     pub mime: MimeTable,
+    /// The `Cache-Control` value of file responses (`--cache-control`).
+    pub cache_control: String,
     /// Bounds on memory, time and concurrency.
     pub limits: Limits,
 }

@@ -18,6 +18,8 @@ pub struct Shared {
     pub hosts: HostPolicy,
     /// How each file type is sent.
     pub mime: MimeTable,
+    /// The `Cache-Control` value of file responses.
+    pub cache_control: String,
     /// Memory held by upload bodies, across connections and workers.
     pub uploads: Arc<BodyBudget>,
     /// Where blocking work goes.
@@ -87,6 +89,7 @@ pub mod tests {
             root: ".".into(),
             workers: 0,
             allowed_hosts: Vec::new(),
+            cache_control: "no-cache".into(),
             mime: MimeTable::default(),
             limits,
         };
@@ -97,6 +100,7 @@ pub mod tests {
         let shared = Shared {
             hosts: HostPolicy::new(&config, config.addr),
             mime: MimeTable::default(),
+            cache_control: "no-cache".into(),
             uploads: BodyBudget::new(config.limits.max_buffered_body_bytes),
             pool,
             limits: config.limits,

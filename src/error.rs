@@ -18,6 +18,10 @@ pub enum HttpError {
     RequestTimeout,
     /// A body without Content-Length or chunked framing.
     LengthRequired,
+    /// `If-Match` or `If-Unmodified-Since` does not hold for the file.
+    PreconditionFailed,
+    /// No range asked for lies within the file, `len` bytes long.
+    RangeNotSatisfiable { len: u64 },
     /// The body is over `Limits::max_body_bytes`.
     PayloadTooLarge,
     /// The request target is over `Limits::max_target_bytes`.
@@ -36,21 +40,24 @@ pub enum HttpError {
     VersionNotSupported,
 }
 
-/// The methods a resource answers, for the `Allow` header of a 405.
+/// The methods a resource answers, for the `Allow` header of a 405 or an OPTIONS response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Allow {
     /// Static files.
     GetHead,
     /// The upload endpoint.
     Post,
+    /// The server as a whole (`OPTIONS *`).
+    Any,
 }
 
 impl Allow {
     /// The `Allow` header value.
     pub fn header_value(self) -> &'static str {
         match self {
-            Allow::GetHead => "GET, HEAD",
-            Allow::Post => "POST",
+            Allow::GetHead => "GET, HEAD, OPTIONS",
+            Allow::Post => "POST, OPTIONS",
+            Allow::Any => "GET, HEAD, POST, OPTIONS",
         }
     }
 }
@@ -65,6 +72,8 @@ impl HttpError {
             HttpError::MethodNotAllowed(_) => Status::METHOD_NOT_ALLOWED,
             HttpError::RequestTimeout => Status::REQUEST_TIMEOUT,
             HttpError::LengthRequired => Status::LENGTH_REQUIRED,
+            HttpError::PreconditionFailed => Status::PRECONDITION_FAILED,
+            HttpError::RangeNotSatisfiable { .. } => Status::RANGE_NOT_SATISFIABLE,
             HttpError::PayloadTooLarge => Status::PAYLOAD_TOO_LARGE,
             HttpError::UriTooLong => Status::URI_TOO_LONG,
             HttpError::UnsupportedMediaType => Status::UNSUPPORTED_MEDIA_TYPE,

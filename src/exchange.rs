@@ -7,8 +7,8 @@ use crate::budget::{UploadBody, INITIAL_BODY_BYTES};
 use crate::config::Limits;
 use crate::context::Context;
 use crate::error::HttpError;
-use crate::http::{BodyFraming, Method, Persistence, RequestHead};
-use crate::response::{self, Body, Response};
+use crate::http::{BodyFraming, Conditions, Method, Persistence, RequestHead};
+use crate::response::{self, FileRequest, Response, Source};
 use crate::routes::{self, Action};
 use crate::status::Status;
 use crate::worker::{FileCursor, JobError, OpenedFile, Output, Task};
@@ -24,6 +24,8 @@ pub struct Exchange {
     pub request_line: String,
     /// The method, which decides whether a body is sent.
     pub method: Method,
+    /// The conditional and range fields, for the file response once a worker has opened the file.
+    pub conditions: Conditions,
     /// Decided once per request; errors that break framing downgrade it to `Close`.
     pub persistence: Persistence,
     /// The status of the final response head once it is queued; 0 before.
@@ -38,10 +40,16 @@ impl Exchange {
         Exchange {
             request_line: "-".into(),
             method: Method::Get,
+            conditions: Conditions::default(),
             persistence: Persistence::Close,
             status: 0,
             sent: 0,
         }
+    }
+
+    /// What a file response to this request depends on.
+    fn file_request<'a>(&'a self, ctx: &'a Context) -> FileRequest<'a> {
+        FileRequest { conditions: &self.conditions, cache_control: &ctx.shared.cache_control }
     }
 
     /// Whether the final response head has been queued: after that, an error can only close the connection.
@@ -132,31 +140,43 @@ pub fn begin(head: RequestHead, origin: Origin, ctx: &Context) -> (Exchange, Dec
         // The body won't be read, so where the next request starts is unknown.
         persistence = Persistence::Close;
     }
-    let mut exchange =
-        Exchange { request_line, method: head.method.clone(), persistence, status: 0, sent: 0 };
+    let mut exchange = Exchange {
+        request_line,
+        method: head.method.clone(),
+        conditions: Conditions::default(),
+        persistence,
+        status: 0,
+        sent: 0,
+    };
     let decision = match action {
         Err(err) => Decision::Respond(response::error(err, None)),
-        Ok(Action::File { path, kind }) => match ctx.cache.get(&path, ctx.now) {
-            Some(file) => {
-                debug!(
-                    "{}: serving {} from memory ({} bytes)",
-                    origin.peer,
-                    path.display(),
-                    file.body.len()
-                );
-                Decision::Respond(response::file(
-                    &path,
-                    &file.meta,
-                    Body::Shared(Rc::clone(&file.body)),
-                ))
-            }
-            None => {
-                // A response to HEAD sends no body, so the worker need not read ahead for it.
-                let prefetch = response::has_body(&head.method, Status::OK);
-                Decision::Submit(Task::Open { path, kind, prefetch })
-            }
-        },
+        Ok(Action::Options(allow)) => Decision::Respond(response::options(allow)),
         Ok(Action::Upload) => start_upload(&head, &mut exchange, origin.peer, ctx),
+        Ok(Action::File { path, kind }) => {
+            exchange.conditions = head.conditions;
+            match ctx.cache.get(&path, ctx.now) {
+                Some(file) => {
+                    let source = Source::Memory(Rc::clone(&file.body));
+                    debug!("{}: serving {} from memory", origin.peer, path.display());
+                    Decision::Respond(response::file(
+                        &exchange.file_request(ctx),
+                        &path,
+                        &file.meta,
+                        source,
+                    ))
+                }
+                None => {
+                    // The first chunk is read ahead only when a full body is likely to be sent: not for
+                    // HEAD, a range, or a revalidation that will probably be a 304.
+                    let c = &exchange.conditions;
+                    let prefetch = response::has_body(&exchange.method, Status::OK)
+                        && c.range.is_none()
+                        && c.if_none_match.is_none()
+                        && c.if_modified_since.is_none();
+                    Decision::Submit(Task::Open { path, kind, prefetch })
+                }
+            }
+        }
     };
     (exchange, decision)
 }
@@ -233,7 +253,7 @@ pub fn resume(
     ctx: &mut Context,
 ) -> Resumption {
     match result {
-        Ok(Output::Opened(file)) => Resumption::Respond(opened(file, ctx)),
+        Ok(Output::Opened(file)) => Resumption::Respond(opened(exchange, file, ctx)),
         Ok(Output::Chunk { bytes, rest }) => Resumption::Stream { bytes, rest },
         Ok(Output::Saved { name }) => Resumption::Respond(response::created(&name)),
         Err(_) if exchange.head_sent() => {
@@ -247,16 +267,17 @@ pub fn resume(
 }
 
 /// The response to a file a worker opened; a file read whole is kept in the cache for the next requests.
-fn opened(file: OpenedFile, ctx: &mut Context) -> Response {
-    let OpenedFile { path, meta, read_at, first, rest } = file;
-    let body = if first.len() as u64 == meta.len {
-        let whole = Rc::new(first);
-        ctx.cache.insert(path.clone(), meta, Rc::clone(&whole), read_at);
-        Body::Shared(whole)
-    } else {
-        Body::File { len: meta.len, first, rest }
+fn opened(exchange: &Exchange, file: OpenedFile, ctx: &mut Context) -> Response {
+    let OpenedFile { path, meta, read_at, first, file } = file;
+    let source = match file {
+        None => {
+            let whole = Rc::new(first);
+            ctx.cache.insert(path.clone(), meta, Rc::clone(&whole), read_at);
+            Source::Memory(whole)
+        }
+        Some(file) => Source::Disk { first, file: Some(file) },
     };
-    response::file(&path, &meta, body)
+    response::file(&exchange.file_request(ctx), &path, &meta, source)
 }
 
 #[cfg(test)]
@@ -347,10 +368,10 @@ mod tests {
     #[test]
     fn a_cached_file_is_answered_without_a_job() {
         let (mut ctx, _jobs) = test_context(Limits::default());
-        let meta = FileMeta {
-            len: 2,
-            kind: FileKind { media_type: "text/html; charset=utf-8", download: false },
-        };
+        let meta = FileMeta::sample(
+            2,
+            FileKind { media_type: "text/html; charset=utf-8", download: false },
+        );
         ctx.cache.insert("index.html".into(), meta, Rc::new(b"hi".to_vec()), ctx.now);
         let raw = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
         assert_eq!(decide(raw, 1, &ctx).0, "respond 200");
@@ -389,26 +410,26 @@ mod tests {
     fn a_file_read_whole_is_cached_and_a_larger_one_is_not() {
         let (mut ctx, _jobs) = test_context(Limits::default());
         let meta =
-            |len| FileMeta { len, kind: FileKind { media_type: "image/png", download: true } };
+            |len| FileMeta::sample(len, FileKind { media_type: "image/png", download: true });
         let small = OpenedFile {
             path: "a.txt".into(),
             meta: meta(3),
             read_at: ctx.now,
             first: b"abc".to_vec(),
-            rest: None,
+            file: None,
         };
-        let response = opened(small, &mut ctx);
+        let response = opened(&Exchange::unparsed(), small, &mut ctx);
         assert_eq!(response.body.len(), 3);
         assert!(ctx.cache.get("a.txt".as_ref(), ctx.now).is_some());
-        let rest = std::fs::File::open("/dev/null").map(|f| FileCursor::new(f, 7));
+        let file = std::fs::File::open("/dev/null").ok();
         let large = OpenedFile {
             path: "b.txt".into(),
             meta: meta(10),
             read_at: ctx.now,
             first: b"abc".to_vec(),
-            rest: rest.ok(),
+            file,
         };
-        let response = opened(large, &mut ctx);
+        let response = opened(&Exchange::unparsed(), large, &mut ctx);
         assert_eq!(response.body.len(), 10);
         assert!(ctx.cache.get("b.txt".as_ref(), ctx.now).is_none());
     }

@@ -20,6 +20,8 @@ pub enum Method {
     Head,
     /// POST.
     Post,
+    /// OPTIONS: which methods a resource allows.
+    Options,
     /// A standard method we do not serve (405).
     Unsupported(String),
     /// Anything else (501).
@@ -32,7 +34,8 @@ impl Method {
             "GET" => Method::Get,
             "HEAD" => Method::Head,
             "POST" => Method::Post,
-            "PUT" | "DELETE" | "OPTIONS" | "PATCH" | "TRACE" | "CONNECT" => {
+            "OPTIONS" => Method::Options,
+            "PUT" | "DELETE" | "PATCH" | "TRACE" | "CONNECT" => {
                 Method::Unsupported(name.to_owned())
             }
             _ => Method::Unknown(name.to_owned()),
@@ -45,6 +48,7 @@ impl Method {
             Method::Get => "GET",
             Method::Head => "HEAD",
             Method::Post => "POST",
+            Method::Options => "OPTIONS",
             Method::Unsupported(name) | Method::Unknown(name) => name,
         }
     }
@@ -89,6 +93,25 @@ pub struct RequestHead {
     pub keep_alive: bool,
     /// `Expect: 100-continue` on HTTP/1.1 (ignored on HTTP/1.0, RFC 9110 §10.1.1).
     pub expect_continue: bool,
+    /// The conditional and range fields, for file responses.
+    pub conditions: Conditions,
+}
+
+/// The fields that make a file request conditional or partial (RFC 9110 §13, §14), as sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Conditions {
+    /// `If-Match`: entity tags, or `*`.
+    pub if_match: Option<String>,
+    /// `If-None-Match`: entity tags, or `*`.
+    pub if_none_match: Option<String>,
+    /// `If-Modified-Since`: an HTTP date.
+    pub if_modified_since: Option<String>,
+    /// `If-Unmodified-Since`: an HTTP date.
+    pub if_unmodified_since: Option<String>,
+    /// `Range`.
+    pub range: Option<String>,
+    /// `If-Range`: an entity tag or an HTTP date.
+    pub if_range: Option<String>,
 }
 
 impl RequestHead {
@@ -134,6 +157,7 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(RequestHead, us
         close: false,
         keep_alive: false,
         expect_continue: false,
+        conditions: Conditions::default(),
     };
     let mut hosts = 0;
     let mut content_length = None;
@@ -163,6 +187,15 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(RequestHead, us
             for option in tokens(value?) {
                 head.close |= option.eq_ignore_ascii_case("close");
                 head.keep_alive |= option.eq_ignore_ascii_case("keep-alive");
+            }
+        } else if let Some((slot, is_list)) = head.conditions.slot(name) {
+            let value = value?.trim();
+            match slot {
+                Some(earlier) if is_list => {
+                    earlier.push_str(", ");
+                    earlier.push_str(value);
+                }
+                _ => *slot = Some(value.to_owned()),
             }
         } else if name.eq_ignore_ascii_case("expect") {
             head.expect_continue =
@@ -244,6 +277,27 @@ impl Inbox {
         if self.bytes.is_empty() {
             *self = Inbox::default();
         }
+    }
+}
+
+impl Conditions {
+    /// The field this header fills, if it is one of them. A repeated field keeps its last value, except that
+    /// list fields (If-Match, If-None-Match) are one list across lines, as RFC 9110 §5.3 allows.
+    fn slot(&mut self, name: &str) -> Option<(&mut Option<String>, bool)> {
+        let slot = match name.len() {
+            5 if name.eq_ignore_ascii_case("range") => (&mut self.range, false),
+            8 if name.eq_ignore_ascii_case("if-match") => (&mut self.if_match, true),
+            8 if name.eq_ignore_ascii_case("if-range") => (&mut self.if_range, false),
+            13 if name.eq_ignore_ascii_case("if-none-match") => (&mut self.if_none_match, true),
+            17 if name.eq_ignore_ascii_case("if-modified-since") => {
+                (&mut self.if_modified_since, false)
+            }
+            19 if name.eq_ignore_ascii_case("if-unmodified-since") => {
+                (&mut self.if_unmodified_since, false)
+            }
+            _ => return None,
+        };
+        Some(slot)
     }
 }
 
@@ -353,14 +407,14 @@ pub type Field = (&'static str, Cow<'static, str>);
 /// bytes: every head this server sends fits, long download names aside.
 pub const HEAD_RESERVE: usize = 256;
 
-/// Appends a response head: status line, `Date`, `Server`, the given fields, `Content-Length` and the
-/// connection fields, then the blank line.
+/// Appends a response head: status line, `Date`, `Server`, the given fields, `Content-Length` (when the
+/// status allows one) and the connection fields, then the blank line.
 pub fn write_head(
     out: &mut Vec<u8>,
     status: Status,
     date: &str,
     fields: &[Field],
-    content_length: u64,
+    content_length: Option<u64>,
     persistence: Persistence,
 ) {
     out.reserve(HEAD_RESERVE);
@@ -378,16 +432,19 @@ pub fn write_head(
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    out.extend_from_slice(b"Content-Length: ");
-    push_decimal(out, content_length);
+    if let Some(len) = content_length {
+        out.extend_from_slice(b"Content-Length: ");
+        push_decimal(out, len);
+        out.extend_from_slice(b"\r\n");
+    }
     match persistence {
         Persistence::KeepAlive { timeout_secs, remaining } => {
-            out.extend_from_slice(b"\r\nConnection: keep-alive\r\nKeep-Alive: timeout=");
+            out.extend_from_slice(b"Connection: keep-alive\r\nKeep-Alive: timeout=");
             push_decimal(out, timeout_secs);
             out.extend_from_slice(b", max=");
             push_decimal(out, u64::from(remaining));
         }
-        Persistence::Close => out.extend_from_slice(b"\r\nConnection: close"),
+        Persistence::Close => out.extend_from_slice(b"Connection: close"),
     }
     out.extend_from_slice(b"\r\n\r\n");
 }
@@ -609,7 +666,7 @@ mod tests {
             Status::OK,
             "Sun, 29 Nov 2026 12:00:00 GMT",
             &[("Content-Type", "text/plain".into())],
-            3,
+            Some(3),
             keep,
         );
         let text = String::from_utf8(out).unwrap();

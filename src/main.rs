@@ -55,6 +55,9 @@ struct Args {
     /// Serve files whose type is outside the MIME table as application/octet-stream downloads, not 415.
     #[arg(long)]
     unknown_as_octet_stream: bool,
+    /// The Cache-Control value of file responses; the default makes browsers revalidate (cheaply, with 304s).
+    #[arg(long, default_value = "no-cache", value_parser = header_value)]
+    cache_control: String,
     /// Another name clients may use in the Host header (repeatable).
     #[arg(long = "allow-host", value_name = "NAME")]
     allowed_hosts: Vec<String>,
@@ -99,6 +102,7 @@ fn main() -> ExitCode {
         root: args.root,
         workers: usize::from(args.max_threads),
         allowed_hosts: args.allowed_hosts,
+        cache_control: args.cache_control,
         mime: MimeTable {
             inline_all: args.inline,
             unknown_as_octet_stream: args.unknown_as_octet_stream,
@@ -185,6 +189,15 @@ fn seconds(max: f64) -> impl Fn(&str) -> Result<Duration, String> + Clone {
 /// As `seconds`, but 0 is allowed (it turns the feature off).
 fn seconds_or_zero(max: f64) -> impl Fn(&str) -> Result<Duration, String> + Clone {
     move |text| parse_seconds(text, max)
+}
+
+/// A header field value as RFC 9110 §5.5 allows it: visible ASCII, spaces and tabs, nothing that could
+/// end the field early.
+fn header_value(text: &str) -> Result<String, String> {
+    if text.is_empty() || !text.bytes().all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic()) {
+        return Err("must be visible ASCII (spaces and tabs allowed)".into());
+    }
+    Ok(text.trim().to_owned())
 }
 
 fn parse_seconds(text: &str, max: f64) -> Result<Duration, String> {

@@ -1,12 +1,17 @@
 //! Responses as values: a status, header fields and a body, built by pure functions and encoded into bytes.
 //! Nothing here touches a socket or a file; a file body carries an open file that a worker reads.
 
-use crate::error::HttpError;
-use crate::http::{self, Field, Method, Persistence};
-use crate::mime::FileKind;
+mod conditional;
+mod range;
+
+use crate::error::{Allow, HttpError};
+use crate::http::{self, Conditions, Field, Method, Persistence};
 use crate::routes;
 use crate::status::Status;
-use crate::worker::{FileCursor, FileMeta};
+use crate::worker::{FileCursor, FileMeta, Segment};
+use conditional::Precondition;
+use range::Ranges;
+use std::fs::File;
 use std::path::Path;
 use std::rc::Rc;
 
@@ -24,11 +29,13 @@ pub struct Response {
 /// A response body.
 #[derive(Debug)]
 pub enum Body {
+    /// Nothing: 204, 304.
+    Empty,
     /// Bytes built for this response.
     Bytes(Vec<u8>),
     /// A whole file, shared with the cache.
     Shared(Rc<Vec<u8>>),
-    /// A file of `len` bytes: `first` from its start, then `rest` (if any) for workers to read chunk by chunk.
+    /// `len` bytes: `first` in memory, then `rest` (if any) for workers to read chunk by chunk.
     File { len: u64, first: Vec<u8>, rest: Option<FileCursor> },
 }
 
@@ -36,6 +43,7 @@ impl Body {
     /// The bytes of it already in memory.
     fn in_memory(&self) -> usize {
         match self {
+            Body::Empty => 0,
             Body::Bytes(bytes) => bytes.len(),
             Body::Shared(bytes) => bytes.len(),
             Body::File { first, .. } => first.len(),
@@ -45,6 +53,7 @@ impl Body {
     /// The body's length: the Content-Length, also of a response to HEAD that omits it.
     pub fn len(&self) -> u64 {
         match self {
+            Body::Empty => 0,
             Body::Bytes(bytes) => bytes.len() as u64,
             Body::Shared(bytes) => bytes.len() as u64,
             Body::File { len, .. } => *len,
@@ -57,6 +66,12 @@ pub fn has_body(method: &Method, status: Status) -> bool {
     *method != Method::Head && !matches!(status.code, 100..=199 | 204 | 304)
 }
 
+/// Whether the head carries Content-Length: not for 1xx and 204 (RFC 9110 §8.6), nor for 304, which would
+/// have to repeat the full length.
+fn has_length(status: Status) -> bool {
+    !matches!(status.code, 100..=199 | 204 | 304)
+}
+
 impl Response {
     /// Appends the head and whatever of the body is in memory to `out`. Returns the rest of a file body, which
     /// the connection streams.
@@ -67,7 +82,7 @@ impl Response {
         persistence: Persistence,
         method: &Method,
     ) -> Option<FileCursor> {
-        let len = self.body.len();
+        let len = has_length(self.status).then(|| self.body.len());
         let sends_body = has_body(method, self.status);
         if sends_body {
             out.reserve(http::HEAD_RESERVE + self.body.in_memory());
@@ -77,6 +92,7 @@ impl Response {
             return None;
         }
         match self.body {
+            Body::Empty => None,
             Body::Bytes(bytes) => {
                 out.extend_from_slice(&bytes);
                 None
@@ -93,20 +109,134 @@ impl Response {
     }
 }
 
-/// `200 OK` with a file: inline with its type, or a download named after the file.
-pub fn file(path: &Path, meta: &FileMeta, body: Body) -> Response {
-    let fields = match meta.kind {
-        FileKind { media_type, download: false } => vec![("Content-Type", media_type.into())],
-        FileKind { download: true, .. } => {
-            let name = path.file_name().unwrap_or_default().to_string_lossy();
-            let disposition = format!("attachment; filename=\"{}\"", quoted_filename(&name));
-            vec![
-                ("Content-Type", "application/octet-stream".into()),
-                ("Content-Disposition", disposition.into()),
-            ]
+/// What a file response depends on besides the file: the request, and the configuration. GET and HEAD
+/// get the same response; `encode` leaves out the body for HEAD.
+#[derive(Debug, Clone, Copy)]
+pub struct FileRequest<'a> {
+    /// Its conditional and range fields.
+    pub conditions: &'a Conditions,
+    /// The `Cache-Control` value of file responses (`--cache-control`).
+    pub cache_control: &'a str,
+}
+
+/// Where a file's bytes are.
+#[derive(Debug)]
+pub enum Source {
+    /// All of it, in the cache.
+    Memory(Rc<Vec<u8>>),
+    /// `first` read from its start, and the open file unless `first` is all of it.
+    Disk { first: Vec<u8>, file: Option<File> },
+}
+
+/// The response to a GET or HEAD of a file: 200, 206, 304, 412 or 416, after its preconditions (RFC 9110
+/// §13.2.2) and its Range (§14). HEAD is answered as GET would be, without the body (§9.3.2).
+pub fn file(request: &FileRequest, path: &Path, meta: &FileMeta, source: Source) -> Response {
+    let etag = conditional::etag(meta);
+    let mut fields = vec![
+        ("ETag", etag.clone().into()),
+        ("Last-Modified", conditional::last_modified(meta).into()),
+        ("Cache-Control", request.cache_control.to_owned().into()),
+    ];
+    match conditional::evaluate(request.conditions, &etag, meta.mtime) {
+        Precondition::Proceed => {}
+        Precondition::NotModified => {
+            return Response { status: Status::NOT_MODIFIED, fields, body: Body::Empty };
+        }
+        Precondition::Failed => return error(HttpError::PreconditionFailed, None),
+    }
+    let conditions = request.conditions;
+    let ranges = match &conditions.range {
+        Some(range)
+            if conditions
+                .if_range
+                .as_deref()
+                .is_none_or(|v| conditional::if_range_holds(v, &etag, meta.mtime)) =>
+        {
+            range::parse(range, meta.len)
+        }
+        _ => Ranges::Full,
+    };
+    fields.push(("Accept-Ranges", "bytes".into()));
+    let media_type =
+        if meta.kind.download { "application/octet-stream" } else { meta.kind.media_type };
+    if meta.kind.download {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let disposition = format!("attachment; filename=\"{}\"", quoted_filename(&name));
+        fields.push(("Content-Disposition", disposition.into()));
+    }
+    let spans = match ranges {
+        Ranges::Full => {
+            fields.push(("Content-Type", media_type.into()));
+            let body = match source {
+                Source::Memory(bytes) => Body::Shared(bytes),
+                Source::Disk { first, file } => {
+                    let rest = [Segment::File {
+                        offset: first.len() as u64,
+                        len: meta.len - first.len() as u64,
+                    }];
+                    Body::File {
+                        len: meta.len,
+                        rest: file.and_then(|f| FileCursor::new(f, rest)),
+                        first,
+                    }
+                }
+            };
+            return Response { status: Status::OK, fields, body };
+        }
+        Ranges::Unsatisfiable => {
+            return error(HttpError::RangeNotSatisfiable { len: meta.len }, None)
+        }
+        Ranges::Partial(spans) => spans,
+    };
+    let (segments, len) = match spans.as_slice() {
+        &[(start, end)] => {
+            fields.push(("Content-Type", media_type.into()));
+            fields.push(("Content-Range", range::content_range(start, end, meta.len).into()));
+            (vec![Segment::File { offset: start, len: end - start + 1 }], end - start + 1)
+        }
+        spans => {
+            // The boundary must not occur in the parts; one derived from the tag is unique to this file.
+            let boundary = format!("byteranges-{}", etag.trim_matches('"'));
+            let content_type = format!("multipart/byteranges; boundary={boundary}");
+            fields.push(("Content-Type", content_type.into()));
+            range::multipart(spans, meta.len, media_type, &boundary)
         }
     };
-    Response { status: Status::OK, fields, body }
+    let body = match source {
+        Source::Memory(bytes) => Body::Bytes(gather(&segments, &bytes)),
+        Source::Disk { first, file: None } => Body::Bytes(gather(&segments, &first)),
+        Source::Disk { file: Some(file), .. } => {
+            Body::File { len, first: Vec::new(), rest: FileCursor::new(file, segments) }
+        }
+    };
+    Response { status: Status::PARTIAL_CONTENT, fields, body }
+}
+
+/// The bytes of `segments` when the whole file is in memory.
+fn gather(segments: &[Segment], file: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for segment in segments {
+        match segment {
+            Segment::Bytes(bytes) => out.extend_from_slice(bytes),
+            Segment::File { offset, len } => {
+                let start = usize::try_from(*offset).unwrap_or(usize::MAX).min(file.len());
+                let end = start
+                    .saturating_add(usize::try_from(*len).unwrap_or(usize::MAX))
+                    .min(file.len());
+                out.extend_from_slice(&file[start..end]);
+            }
+        }
+    }
+    out
+}
+
+/// `204 No Content` to OPTIONS, naming the methods the resource allows.
+pub fn options(allow: Allow) -> Response {
+    Response {
+        status: Status::NO_CONTENT,
+        fields: vec![("Allow", allow.header_value().into())],
+        body: Body::Empty,
+    }
 }
 
 /// `201 Created` for a stored upload, worded as the original server's.
@@ -133,11 +263,13 @@ pub fn error(err: HttpError, detail: Option<&str>) -> Response {
     let mut body = body.to_string().into_bytes();
     body.push(b'\n');
     let mut fields = vec![("Content-Type", "application/json".into())];
-    if let HttpError::MethodNotAllowed(allow) = err {
-        fields.push(("Allow", allow.header_value().into()));
-    }
-    if err == HttpError::Unavailable {
-        fields.push(("Retry-After", "1".into()));
+    match err {
+        HttpError::MethodNotAllowed(allow) => fields.push(("Allow", allow.header_value().into())),
+        HttpError::Unavailable => fields.push(("Retry-After", "1".into())),
+        HttpError::RangeNotSatisfiable { len } => {
+            fields.push(("Content-Range", format!("bytes */{len}").into()))
+        }
+        _ => {}
     }
     Response { status, fields, body: Body::Bytes(body) }
 }
@@ -159,7 +291,7 @@ fn quoted_filename(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Allow;
+    use crate::mime::FileKind;
 
     const DATE: &str = "Sun, 29 Nov 2026 12:00:00 GMT";
 
@@ -191,70 +323,188 @@ mod tests {
         }
     }
 
+    const PAGE: &[u8] = b"0123456789";
+
+    fn fields(response: &Response) -> Vec<(&str, &str)> {
+        response.fields.iter().map(|(n, v)| (*n, v.as_ref())).collect()
+    }
+
+    fn field<'a>(response: &'a Response, name: &str) -> Option<&'a str> {
+        response.fields.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_ref())
+    }
+
+    /// The response to a request with these conditional and range fields for the 10-byte PAGE, in memory.
+    fn respond(conditions: Conditions) -> Response {
+        let request = FileRequest { conditions: &conditions, cache_control: "no-cache" };
+        let meta = FileMeta::sample(10, FileKind { media_type: "text/plain", download: false });
+        file(&request, Path::new("a.txt"), &meta, Source::Memory(Rc::new(PAGE.to_vec())))
+    }
+
+    fn body(response: Response) -> Vec<u8> {
+        let mut out = Vec::new();
+        assert!(response.encode(&mut out, DATE, Persistence::Close, &Method::Get).is_none());
+        let text = String::from_utf8(out).unwrap();
+        split(&text).1.as_bytes().to_vec()
+    }
+
     #[test]
-    fn file_responses_are_inline_or_downloads_by_kind() {
+    fn file_responses_are_inline_or_downloads_by_kind_with_validators() {
         let cases = [
             (
                 "index.html",
                 FileKind { media_type: "text/html; charset=utf-8", download: false },
-                vec![("Content-Type", "text/html; charset=utf-8")],
+                None,
             ),
             (
                 "docs/my photo.jpg",
-                FileKind { media_type: "image/png", download: true },
-                vec![
-                    ("Content-Type", "application/octet-stream"),
-                    ("Content-Disposition", "attachment; filename=\"my photo.jpg\""),
-                ],
+                FileKind { media_type: "image/jpeg", download: true },
+                Some("attachment; filename=\"my photo.jpg\""),
             ),
             (
                 "caf\u{e9} \"x\".txt",
-                FileKind { media_type: "image/png", download: true },
-                vec![
-                    ("Content-Type", "application/octet-stream"),
-                    ("Content-Disposition", "attachment; filename=\"caf_ _x_.txt\""),
-                ],
+                FileKind { media_type: "text/plain", download: true },
+                Some("attachment; filename=\"caf_ _x_.txt\""),
             ),
         ];
-        for (path, kind, want) in cases {
-            let meta = FileMeta { len: 3, kind };
-            let response = file(Path::new(path), &meta, Body::Bytes(b"abc".to_vec()));
+        let conditions = Conditions::default();
+        let request = FileRequest { conditions: &conditions, cache_control: "max-age=60" };
+        for (path, kind, disposition) in cases {
+            let meta = FileMeta::sample(3, kind);
+            let source = Source::Memory(Rc::new(b"abc".to_vec()));
+            let response = file(&request, Path::new(path), &meta, source);
             assert_eq!(response.status, Status::OK);
-            let fields: Vec<(&str, &str)> =
-                response.fields.iter().map(|(n, v)| (*n, v.as_ref())).collect();
-            assert_eq!(fields, want, "{path}");
+            let media_type =
+                if kind.download { "application/octet-stream" } else { kind.media_type };
+            assert_eq!(field(&response, "Content-Type"), Some(media_type), "{path}");
+            assert_eq!(field(&response, "Content-Disposition"), disposition, "{path}");
+            assert_eq!(field(&response, "ETag"), Some(conditional::etag(&meta).as_str()));
+            assert_eq!(field(&response, "Last-Modified"), Some("Sun, 29 Nov 2026 12:00:00 GMT"));
+            assert_eq!(field(&response, "Cache-Control"), Some("max-age=60"));
+            assert_eq!(field(&response, "Accept-Ranges"), Some("bytes"));
         }
     }
 
     #[test]
-    fn a_file_body_sends_its_first_chunk_and_hands_back_the_rest_only_when_sent() {
-        let cursor = || {
-            let file = std::fs::File::open("/dev/null").ok()?;
-            Some(FileCursor::new(file, 7))
-        };
-        let meta = FileMeta { len: 10, kind: FileKind { media_type: "image/png", download: true } };
-        let body = || Body::File { len: 10, first: b"abc".to_vec(), rest: cursor() };
+    fn a_304_carries_the_validators_and_no_body_or_length() {
+        let meta = FileMeta::sample(10, FileKind { media_type: "text/plain", download: false });
+        let tag = conditional::etag(&meta);
+        let response =
+            respond(Conditions { if_none_match: Some(tag.clone()), ..Conditions::default() });
+        assert_eq!(response.status, Status::NOT_MODIFIED);
+        assert_eq!(
+            fields(&response),
+            vec![
+                ("ETag", tag.as_str()),
+                ("Last-Modified", "Sun, 29 Nov 2026 12:00:00 GMT"),
+                ("Cache-Control", "no-cache")
+            ]
+        );
         let mut out = Vec::new();
-        let get = file(Path::new("f.png"), &meta, body());
-        let rest = get.encode(&mut out, DATE, Persistence::Close, &Method::Get);
-        assert!(rest.is_some());
+        response.encode(&mut out, DATE, Persistence::Close, &Method::Get);
         let text = String::from_utf8(out).unwrap();
-        assert!(text.contains("\r\nContent-Length: 10\r\n"), "{text}");
-        assert!(text.ends_with("\r\n\r\nabc"));
-        let mut out = Vec::new();
-        let head = file(Path::new("f.png"), &meta, body());
-        assert!(head.encode(&mut out, DATE, Persistence::Close, &Method::Head).is_none());
-        assert!(String::from_utf8(out)
-            .unwrap()
-            .ends_with("Content-Length: 10\r\nConnection: close\r\n\r\n"));
+        assert!(!text.contains("Content-Length"), "{text}");
+        assert!(text.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn a_failed_precondition_is_412() {
+        let response =
+            respond(Conditions { if_match: Some("\"other\"".into()), ..Conditions::default() });
+        assert_eq!(response.status, Status::PRECONDITION_FAILED);
+    }
+
+    #[test]
+    fn ranges_become_206_416_or_the_whole_file() {
+        let range = |value: &str| Conditions { range: Some(value.into()), ..Conditions::default() };
+        let one = respond(range("bytes=2-4"));
+        assert_eq!(one.status, Status::PARTIAL_CONTENT);
+        assert_eq!(field(&one, "Content-Range"), Some("bytes 2-4/10"));
+        assert_eq!(field(&one, "Content-Type"), Some("text/plain"));
+        assert_eq!(body(one), b"234");
+        let suffix = respond(range("bytes=-3"));
+        assert_eq!(body(suffix), b"789");
+        let none = respond(range("bytes=10-"));
+        assert_eq!(none.status, Status::RANGE_NOT_SATISFIABLE);
+        assert_eq!(field(&none, "Content-Range"), Some("bytes */10"));
+        let malformed = respond(range("bytes=4-2"));
+        assert_eq!((malformed.status, body(malformed)), (Status::OK, PAGE.to_vec()));
+    }
+
+    #[test]
+    fn if_range_applies_the_range_only_while_the_validator_is_current() {
+        let meta = FileMeta::sample(10, FileKind { media_type: "text/plain", download: false });
+        let with = |if_range: &str| Conditions {
+            range: Some("bytes=0-1".into()),
+            if_range: Some(if_range.into()),
+            ..Conditions::default()
+        };
+        assert_eq!(respond(with(&conditional::etag(&meta))).status, Status::PARTIAL_CONTENT);
+        assert_eq!(respond(with("Sun, 29 Nov 2026 12:00:00 GMT")).status, Status::PARTIAL_CONTENT);
+        assert_eq!(respond(with("\"stale\"")).status, Status::OK);
+        assert_eq!(respond(with("Sun, 29 Nov 2026 11:00:00 GMT")).status, Status::OK);
+    }
+
+    #[test]
+    fn several_ranges_are_a_multipart_body_that_parses_back() {
+        let response =
+            respond(Conditions { range: Some("bytes=0-1,8-".into()), ..Conditions::default() });
+        assert_eq!(response.status, Status::PARTIAL_CONTENT);
+        let content_type = field(&response, "Content-Type").unwrap().to_owned();
+        let boundary =
+            content_type.strip_prefix("multipart/byteranges; boundary=").unwrap().to_owned();
+        let declared = response.body.len();
+        let body = String::from_utf8(body(response)).unwrap();
+        assert_eq!(body.len() as u64, declared);
+        let parts: Vec<&str> = body.split(&format!("--{boundary}")).collect();
+        assert_eq!(parts.len(), 4, "{body}");
+        assert_eq!(parts[0], "");
+        assert_eq!(
+            parts[1],
+            "\r\nContent-Type: text/plain\r\nContent-Range: bytes 0-1/10\r\n\r\n01\r\n"
+        );
+        assert_eq!(
+            parts[2],
+            "\r\nContent-Type: text/plain\r\nContent-Range: bytes 8-9/10\r\n\r\n89\r\n"
+        );
+        assert_eq!(parts[3], "--\r\n");
+    }
+
+    #[test]
+    fn a_range_of_a_file_on_disk_streams_from_its_offset() {
+        let conditions = Conditions { range: Some("bytes=5-".into()), ..Conditions::default() };
+        let request = FileRequest { conditions: &conditions, cache_control: "no-cache" };
+        let meta =
+            FileMeta::sample(1_000_000, FileKind { media_type: "image/png", download: true });
+        let source =
+            || Source::Disk { first: Vec::new(), file: std::fs::File::open("/dev/null").ok() };
+        let response = file(&request, Path::new("big.png"), &meta, source());
+        assert_eq!(response.status, Status::PARTIAL_CONTENT);
+        assert_eq!(field(&response, "Content-Range"), Some("bytes 5-999999/1000000"));
+        assert!(matches!(response.body, Body::File { len: 999_995, rest: Some(_), .. }));
+        let full = file(
+            &FileRequest { conditions: &Conditions::default(), ..request },
+            Path::new("big.png"),
+            &meta,
+            source(),
+        );
+        assert!(matches!(full.body, Body::File { len: 1_000_000, rest: Some(_), .. }));
+    }
+
+    #[test]
+    fn options_is_204_with_allow_and_no_length() {
+        let text = encode(options(Allow::GetHead), Method::Options);
+        assert!(text.starts_with("HTTP/1.1 204 No Content\r\n"));
+        assert!(text.contains("\r\nAllow: GET, HEAD, OPTIONS\r\n"));
+        assert!(!text.contains("Content-Length"));
     }
 
     #[test]
     fn errors_have_a_json_body_and_their_extra_fields() {
         let cases = [
             (HttpError::NotFound, 404, None),
-            (HttpError::MethodNotAllowed(Allow::GetHead), 405, Some("Allow: GET, HEAD")),
-            (HttpError::MethodNotAllowed(Allow::Post), 405, Some("Allow: POST")),
+            (HttpError::MethodNotAllowed(Allow::GetHead), 405, Some("Allow: GET, HEAD, OPTIONS")),
+            (HttpError::MethodNotAllowed(Allow::Post), 405, Some("Allow: POST, OPTIONS")),
+            (HttpError::RangeNotSatisfiable { len: 7 }, 416, Some("Content-Range: bytes */7")),
             (HttpError::Unavailable, 503, Some("Retry-After: 1")),
             (HttpError::RequestTimeout, 408, None),
         ];

@@ -18,6 +18,8 @@ pub enum Action {
     File { path: PathBuf, kind: Option<FileKind> },
     /// Read a JSON body and store it in the uploads folder.
     Upload,
+    /// Answer OPTIONS with the methods allowed here.
+    Options(Allow),
 }
 
 /// The file served for `/` and for any path ending in `/`.
@@ -30,19 +32,19 @@ pub fn route(
     mime: &MimeTable,
 ) -> Result<Action, HttpError> {
     if head.target == "*" {
-        // The asterisk form is only for OPTIONS (RFC 9112 §3.2.4), which we don't serve.
-        let options = matches!(&head.method, Method::Unsupported(m) if m == "OPTIONS");
-        return Err(if options {
-            HttpError::MethodNotAllowed(Allow::GetHead)
-        } else {
-            HttpError::BadRequest
-        });
+        // The asterisk form is only for OPTIONS, about the server as a whole (RFC 9112 §3.2.4).
+        return match head.method {
+            Method::Options => Ok(Action::Options(Allow::Any)),
+            _ => Err(HttpError::BadRequest),
+        };
     }
     let path = safe_path(&head.target)?;
     let is_upload = path_only(&head.target) == UPLOAD_PATH;
     match (&head.method, is_upload) {
         (Method::Get | Method::Head, false) => Ok(Action::File { kind: mime.kind(&path), path }),
         (Method::Post, true) => check_upload(head, max_body_bytes).map(|()| Action::Upload),
+        (Method::Options, true) => Ok(Action::Options(Allow::Post)),
+        (Method::Options, false) => Ok(Action::Options(Allow::GetHead)),
         (Method::Get | Method::Head | Method::Unsupported(_), true) => {
             Err(HttpError::MethodNotAllowed(Allow::Post))
         }
@@ -248,6 +250,7 @@ mod tests {
             root: PathBuf::from("resources"),
             workers: 1,
             allowed_hosts: allow.iter().map(|s| s.to_string()).collect(),
+            cache_control: "no-cache".into(),
             mime: MimeTable::default(),
             limits: Limits::default(),
         };

@@ -97,6 +97,7 @@ impl Server {
         let shared = Shared {
             hosts: HostPolicy::new(&config, listener.local_addr()?),
             mime: config.mime,
+            cache_control: config.cache_control,
             uploads: BodyBudget::new(config.limits.max_buffered_body_bytes),
             pool,
             limits: config.limits,

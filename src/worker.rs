@@ -9,17 +9,18 @@ use mio::Waker;
 use rustix::fs::{openat2, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 use serde::de::IgnoredAny;
+use std::collections::VecDeque;
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Slab key plus a per-accept serial, so a late completion for a closed and reused slot is dropped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,18 +54,32 @@ pub enum Task {
     Save { body: UploadBody },
 }
 
-/// An open file being sent, and how much of it is left.
+/// One piece of a body still to be sent: bytes made for it (multipart boundaries), or a span of the file.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Segment {
+    /// Bytes in memory.
+    Bytes(Vec<u8>),
+    /// `len` bytes of the file from `offset`.
+    File { offset: u64, len: u64 },
+}
+
+/// An open file being sent, and the segments of the body still to go.
 #[derive(Debug)]
 pub struct FileCursor {
     file: File,
-    remaining: u64,
+    segments: VecDeque<Segment>,
 }
 
 impl FileCursor {
-    /// A cursor over the next `remaining` bytes of `file`.
-    #[cfg(test)]
-    pub fn new(file: File, remaining: u64) -> FileCursor {
-        FileCursor { file, remaining }
+    /// A cursor that sends `segments` from `file`; `None` when nothing is left to send.
+    pub fn new(file: File, segments: impl IntoIterator<Item = Segment>) -> Option<FileCursor> {
+        let segments: VecDeque<Segment> = segments
+            .into_iter()
+            .filter(|s| {
+                !matches!(s, Segment::File { len: 0, .. }) && *s != Segment::Bytes(Vec::new())
+            })
+            .collect();
+        (!segments.is_empty()).then_some(FileCursor { file, segments })
     }
 }
 
@@ -75,21 +90,38 @@ pub struct FileMeta {
     pub len: u64,
     /// How it is sent.
     pub kind: FileKind,
+    /// When it was last modified, to the nanosecond where the filesystem keeps it.
+    pub mtime: SystemTime,
+    /// Its inode, so a file replaced by another of the same size and time still gets a new ETag.
+    pub inode: u64,
 }
 
-/// A file a worker opened: what it is, its first chunk, and the rest if any.
+#[cfg(test)]
+impl FileMeta {
+    /// A file of `len` bytes and this kind, with fixed validators.
+    pub fn sample(len: u64, kind: FileKind) -> FileMeta {
+        FileMeta {
+            len,
+            kind,
+            mtime: SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_953_600),
+            inode: 1,
+        }
+    }
+}
+
+/// A file a worker opened: what it is, and its first chunk if the response will send one.
 #[derive(Debug)]
 pub struct OpenedFile {
     /// The path asked for, relative to the root.
     pub path: PathBuf,
-    /// Its length and type.
+    /// Its length, type and validators.
     pub meta: FileMeta,
     /// When the file was read, so a cached copy's age counts from here, not from delivery.
     pub read_at: Instant,
     /// Up to one chunk from the start.
     pub first: Vec<u8>,
-    /// The rest, when the first chunk is not the whole file.
-    pub rest: Option<FileCursor>,
+    /// The open file, unless `first` is all of it.
+    pub file: Option<File>,
 }
 
 /// A finished job's result.
@@ -385,11 +417,14 @@ impl Worker {
             return Err(HttpError::NotFound.into());
         }
         let kind = kind.ok_or(HttpError::UnsupportedMediaType)?;
-        let meta = FileMeta { len: stat.len(), kind };
+        let mtime = stat.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        let meta = FileMeta { len: stat.len(), kind, mtime, inode: stat.ino() };
         debug!("serving {} ({} bytes)", path.display(), meta.len);
-        let cursor = FileCursor { file, remaining: if prefetch { meta.len } else { 0 } };
-        let (first, rest) = read_chunk(cursor, self.config.chunk_bytes)?;
-        Ok(OpenedFile { path, meta, read_at, first, rest })
+        let ahead = if prefetch { meta.len.min(self.config.chunk_bytes as u64) } else { 0 };
+        let mut first = Vec::new();
+        read_span(&file, 0, ahead, &mut first)?;
+        let file = (first.len() as u64 != meta.len).then_some(file);
+        Ok(OpenedFile { path, meta, read_at, first, file })
     }
 
     /// Opens `path` (relative, already free of `..`) inside the root, refusing symlinks that lead out.
@@ -473,16 +508,45 @@ fn escaped(path: &Path) -> JobError {
     HttpError::Forbidden.into()
 }
 
-/// Reads up to `chunk_bytes` of what is left; the cursor comes back only if more remains.
+/// Takes up to `chunk_bytes` of the body from the front of the cursor's segments; the cursor comes back only
+/// if more remains.
 fn read_chunk(
     mut cursor: FileCursor,
     chunk_bytes: usize,
 ) -> Result<(Vec<u8>, Option<FileCursor>), JobError> {
-    let want = usize::try_from(cursor.remaining).unwrap_or(usize::MAX).min(chunk_bytes);
-    let mut bytes = vec![0; want];
-    let mut filled = 0;
-    while filled < want {
-        match cursor.file.read(&mut bytes[filled..]) {
+    let mut bytes = Vec::with_capacity(chunk_bytes);
+    while bytes.len() < chunk_bytes {
+        let room = chunk_bytes - bytes.len();
+        match cursor.segments.front_mut() {
+            None => break,
+            Some(Segment::Bytes(made)) => {
+                let take = made.len().min(room);
+                bytes.extend(made.drain(..take));
+                if made.is_empty() {
+                    cursor.segments.pop_front();
+                }
+            }
+            Some(Segment::File { offset, len }) => {
+                let take = (*len).min(room as u64);
+                read_span(&cursor.file, *offset, take, &mut bytes)?;
+                (*offset, *len) = (*offset + take, *len - take);
+                if *len == 0 {
+                    cursor.segments.pop_front();
+                }
+            }
+        }
+    }
+    let rest = (!cursor.segments.is_empty()).then_some(cursor);
+    Ok((bytes, rest))
+}
+
+/// Appends `len` bytes of `file` from `offset` to `out`.
+fn read_span(file: &File, offset: u64, len: u64, out: &mut Vec<u8>) -> Result<(), JobError> {
+    let start = out.len();
+    out.resize(start + usize::try_from(len).unwrap_or(usize::MAX), 0);
+    let mut filled = start;
+    while filled < out.len() {
+        match file.read_at(&mut out[filled..], offset + (filled - start) as u64) {
             // The file shrank under us: the promised Content-Length can't be met, so the connection must drop.
             Ok(0) => return Err(HttpError::Internal.into()),
             Ok(n) => filled += n,
@@ -493,9 +557,7 @@ fn read_chunk(
             }
         }
     }
-    cursor.remaining -= want as u64;
-    let rest = (cursor.remaining > 0).then_some(cursor);
-    Ok((bytes, rest))
+    Ok(())
 }
 
 /// Checks that `body` is one JSON document. JSON text is UTF-8 (RFC 8259 §8.1), which serde_json's byte-slice
@@ -627,7 +689,8 @@ mod tests {
         let now = Instant::now();
         let job = |task| Job { conn, task, reply: reply.clone() };
         assert_eq!(pool.submit(job(open), now), Err(HttpError::Unavailable));
-        let file = FileCursor { file: File::open(dir.join("f.txt")).unwrap(), remaining: 10 };
+        let file = File::open(dir.join("f.txt")).unwrap();
+        let file = FileCursor::new(file, [Segment::File { offset: 0, len: 10 }]).unwrap();
         assert_eq!(pool.submit(job(Task::Read { file }), now), Ok(()));
         let completion = done.recv_timeout(Duration::from_secs(5)).unwrap();
         assert!(
@@ -690,7 +753,8 @@ mod tests {
     fn chunks_are_read_until_the_file_ends() {
         let dir = temp_dir();
         fs::write(dir.join("f"), b"0123456789").unwrap();
-        let cursor = FileCursor { file: File::open(dir.join("f")).unwrap(), remaining: 10 };
+        let file = File::open(dir.join("f")).unwrap();
+        let cursor = FileCursor::new(file, [Segment::File { offset: 0, len: 10 }]).unwrap();
         let (first, rest) = read_chunk(cursor, 4).unwrap();
         let (second, rest) = read_chunk(rest.unwrap(), 4).unwrap();
         let (third, rest) = read_chunk(rest.unwrap(), 4).unwrap();
@@ -699,6 +763,40 @@ mod tests {
             (&b"0123"[..], &b"4567"[..], &b"89"[..])
         );
         assert!(rest.is_none());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn segments_mix_made_bytes_and_file_spans_across_chunk_boundaries() {
+        let dir = temp_dir();
+        fs::write(dir.join("f"), b"0123456789").unwrap();
+        let file = File::open(dir.join("f")).unwrap();
+        let segments = [
+            Segment::Bytes(b"<a>".to_vec()),
+            Segment::File { offset: 2, len: 3 },
+            Segment::Bytes(b"<b>".to_vec()),
+            Segment::File { offset: 8, len: 2 },
+            Segment::File { offset: 0, len: 0 },
+        ];
+        let mut cursor = FileCursor::new(file, segments);
+        let mut sent = Vec::new();
+        while let Some(rest) = cursor {
+            let (bytes, next) = read_chunk(rest, 4).unwrap();
+            assert!(bytes.len() <= 4);
+            sent.extend(bytes);
+            cursor = next;
+        }
+        assert_eq!(sent, b"<a>234<b>89");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_span_past_the_end_of_a_shrunk_file_is_an_error_not_short_data() {
+        let dir = temp_dir();
+        fs::write(dir.join("f"), b"0123").unwrap();
+        let file = File::open(dir.join("f")).unwrap();
+        let cursor = FileCursor::new(file, [Segment::File { offset: 2, len: 5 }]).unwrap();
+        assert!(read_chunk(cursor, 64).is_err());
         fs::remove_dir_all(dir).unwrap();
     }
 }

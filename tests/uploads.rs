@@ -528,7 +528,7 @@ fn get_on_the_upload_endpoint_gets_405_allowing_post() {
     let (server, before) = server_with_one_upload(&[]);
     let response = exchange(&server, get_request(&server, "/upload").as_bytes());
     check_error(&response, 405);
-    assert_eq!(response.header("Allow"), Some("POST"), "{}", response.head);
+    assert_eq!(response.header("Allow"), Some("POST, OPTIONS"), "{}", response.head);
     assert_eq!(listing(&uploads_dir(&server)), before);
 }
 
@@ -546,7 +546,7 @@ fn post_to_a_static_page_gets_405_allowing_get_and_head() {
     request.extend_from_slice(DOCUMENT);
     let response = exchange(&server, &request);
     check_error(&response, 405);
-    assert_eq!(response.header("Allow"), Some("GET, HEAD"), "{}", response.head);
+    assert_eq!(response.header("Allow"), Some("GET, HEAD, OPTIONS"), "{}", response.head);
     assert_eq!(listing(&uploads_dir(&server)), before);
     assert_eq!(std::fs::read(server.root.join("index.html")).unwrap(), page);
 }

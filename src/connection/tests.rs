@@ -112,10 +112,10 @@ impl Harness {
     fn with_limits(limits: Limits) -> Harness {
         let (mut ctx, jobs) = test_context(limits);
         for (name, body) in [("a.html", PAGE), ("b.html", &b"<p>bb</p>"[..])] {
-            let meta = FileMeta {
-                len: body.len() as u64,
-                kind: FileKind { media_type: "text/html", download: false },
-            };
+            let meta = FileMeta::sample(
+                body.len() as u64,
+                FileKind { media_type: "text/html", download: false },
+            );
             ctx.cache.insert(name.into(), meta, Rc::new(body.to_vec()), ctx.now);
         }
         let wire = Rc::new(RefCell::new(Wire::default()));
@@ -232,13 +232,13 @@ fn a_request_behind_one_that_waits_for_a_worker_is_answered_after_it() {
     assert_eq!(h.state(), "AwaitingWorker");
     assert!(matches!(h.job(), Task::Open { path, .. } if path.to_str() == Some("c.html")));
     assert!(h.responses().is_empty());
-    let meta = FileMeta { len: 1, kind: FileKind { media_type: "text/html", download: false } };
+    let meta = FileMeta::sample(1, FileKind { media_type: "text/html", download: false });
     let opened = OpenedFile {
         path: "c.html".into(),
         meta,
         read_at: h.ctx.now,
         first: b"c".to_vec(),
-        rest: None,
+        file: None,
     };
     h.complete(Ok(Output::Opened(opened)));
     let bodies: Vec<Vec<u8>> = h.responses().into_iter().map(|(_, _, b)| b).collect();
@@ -481,13 +481,13 @@ fn head_requests_get_the_length_without_the_body() {
 
 /// A 10-byte download whose first 3 bytes came with the open; the rest is read by later jobs.
 fn opened_large(h: &Harness) -> Result<Output, JobError> {
-    let rest = std::fs::File::open("/dev/null").map(|file| FileCursor::new(file, 7));
+    let file = std::fs::File::open("/dev/null").expect("/dev/null opens");
     Ok(Output::Opened(OpenedFile {
         path: "big.png".into(),
-        meta: FileMeta { len: 10, kind: FileKind { media_type: "image/png", download: true } },
+        meta: FileMeta::sample(10, FileKind { media_type: "image/png", download: true }),
         read_at: h.ctx.now,
         first: b"abc".to_vec(),
-        rest: Some(rest.expect("/dev/null opens")),
+        file: Some(file),
     }))
 }
 
@@ -570,10 +570,10 @@ fn head_of_an_uncached_file_asks_the_worker_for_no_bytes_and_streams_nothing() {
     assert!(matches!(h.job(), Task::Open { prefetch: false, .. }));
     let opened = OpenedFile {
         path: "big.png".into(),
-        meta: FileMeta { len: 10, kind: FileKind { media_type: "image/png", download: true } },
+        meta: FileMeta::sample(10, FileKind { media_type: "image/png", download: true }),
         read_at: h.ctx.now,
         first: Vec::new(),
-        rest: None,
+        file: std::fs::File::open("/dev/null").ok(),
     };
     h.complete(Ok(Output::Opened(opened)));
     let output = String::from_utf8(std::mem::take(&mut h.wire.borrow_mut().output)).unwrap();
