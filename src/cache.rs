@@ -3,6 +3,7 @@
 //! its window (`--file-cache-window`, default `FRESH_FOR`) after it was read, which bounds how stale a
 //! response can be.
 
+use crate::negotiate::Encodings;
 use crate::worker::FileMeta;
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -32,18 +33,27 @@ pub struct CachedFile {
     loaded: Instant,
 }
 
-/// The cache, keyed by the path relative to the root.
+/// The cache, keyed by the path relative to the root and the codings the request took, which decide which
+/// variant a worker chose: a client that takes gzip and one that takes nothing may get different bytes.
 #[derive(Debug)]
 pub struct FileCache {
     /// How long an entry is served after it was read; zero keeps nothing.
     fresh_for: Duration,
-    entries: HashMap<PathBuf, CachedFile>,
-    /// Paths in insertion order. Every entry lives equally long, so the oldest is (nearly always) at the
+    /// Per path, one slot per set of codings taken (`slot`).
+    entries: HashMap<PathBuf, [Option<CachedFile>; 4]>,
+    /// Entries in insertion order. Every entry lives equally long, so the oldest is (nearly always) at the
     /// front and expiry costs O(1) per entry (lwan's timeout queue). A replaced entry leaves a stale item
     /// behind, recognised by its load time. Reads delivered out of order may leave an expired entry behind
     /// a fresher one for a moment; `get` checks each entry's own age, so it is never served.
-    order: VecDeque<(Instant, PathBuf)>,
+    order: VecDeque<(Instant, PathBuf, usize)>,
+    /// Entries held, across all paths and slots.
+    count: usize,
     total_bytes: usize,
+}
+
+/// The slot of a set of codings.
+fn slot(accept: Encodings) -> usize {
+    usize::from(accept.br) | usize::from(accept.gzip) << 1
 }
 
 impl Default for FileCache {
@@ -55,49 +65,79 @@ impl Default for FileCache {
 impl FileCache {
     /// An empty cache whose entries are served for `fresh_for` after they were read.
     pub fn new(fresh_for: Duration) -> FileCache {
-        FileCache { fresh_for, entries: HashMap::new(), order: VecDeque::new(), total_bytes: 0 }
+        FileCache {
+            fresh_for,
+            entries: HashMap::new(),
+            order: VecDeque::new(),
+            count: 0,
+            total_bytes: 0,
+        }
     }
 
-    /// The entry for `path`, if it was read less than the window ago.
-    pub fn get(&self, path: &Path, now: Instant) -> Option<&CachedFile> {
-        self.entries.get(path).filter(|file| now.duration_since(file.loaded) < self.fresh_for)
+    /// The entry for `path` as a request taking `accept` gets it, if it was read less than the window ago.
+    pub fn get(&self, path: &Path, accept: Encodings, now: Instant) -> Option<&CachedFile> {
+        let file = self.entries.get(path)?[slot(accept)].as_ref()?;
+        (now.duration_since(file.loaded) < self.fresh_for).then_some(file)
     }
 
     /// Keeps a file a worker read at `read_at`, if it is small enough, there is room, and no newer read of the
     /// same file is already kept (two reads may finish out of order).
-    pub fn insert(&mut self, path: PathBuf, meta: FileMeta, body: Rc<Vec<u8>>, read_at: Instant) {
-        if self.fresh_for.is_zero()
-            || body.len() > MAX_FILE_BYTES
-            || self.entries.get(&path).is_some_and(|old| old.loaded >= read_at)
-        {
+    pub fn insert(
+        &mut self,
+        path: PathBuf,
+        accept: Encodings,
+        meta: FileMeta,
+        body: Rc<Vec<u8>>,
+        read_at: Instant,
+    ) {
+        let slot = slot(accept);
+        let newer_kept = |entries: &HashMap<PathBuf, [Option<CachedFile>; 4]>| {
+            entries
+                .get(&path)
+                .and_then(|slots| slots[slot].as_ref())
+                .is_some_and(|old| old.loaded >= read_at)
+        };
+        if self.fresh_for.is_zero() || body.len() > MAX_FILE_BYTES || newer_kept(&self.entries) {
             return;
         }
         self.expire(read_at);
-        if let Some(old) = self.entries.remove(&path) {
-            self.total_bytes -= old.body.len();
-        }
-        if self.entries.len() >= MAX_ENTRIES || self.total_bytes + body.len() > MAX_TOTAL_BYTES {
+        self.remove(&path, slot);
+        if self.count >= MAX_ENTRIES || self.total_bytes + body.len() > MAX_TOTAL_BYTES {
             return;
         }
         self.total_bytes += body.len();
-        self.order.push_back((read_at, path.clone()));
-        self.entries.insert(path, CachedFile { meta, body, loaded: read_at });
+        self.count += 1;
+        self.order.push_back((read_at, path.clone(), slot));
+        self.entries.entry(path).or_default()[slot] =
+            Some(CachedFile { meta, body, loaded: read_at });
     }
 
     /// Drops the entries older than the window, oldest first.
     pub fn expire(&mut self, now: Instant) {
-        while let Some((loaded, _)) = self.order.front() {
+        while let Some((loaded, ..)) = self.order.front() {
             if now.duration_since(*loaded) < self.fresh_for {
                 return;
             }
-            let Some((loaded, path)) = self.order.pop_front() else {
+            let Some((loaded, path, slot)) = self.order.pop_front() else {
                 return;
             };
-            if self.entries.get(&path).is_some_and(|file| file.loaded == loaded) {
-                if let Some(file) = self.entries.remove(&path) {
-                    self.total_bytes -= file.body.len();
-                }
+            let current = self.entries.get(&path).and_then(|slots| slots[slot].as_ref());
+            if current.is_some_and(|file| file.loaded == loaded) {
+                self.remove(&path, slot);
             }
+        }
+    }
+
+    fn remove(&mut self, path: &Path, slot: usize) {
+        let Some(slots) = self.entries.get_mut(path) else {
+            return;
+        };
+        if let Some(old) = slots[slot].take() {
+            self.total_bytes -= old.body.len();
+            self.count -= 1;
+        }
+        if slots.iter().all(Option::is_none) {
+            self.entries.remove(path);
         }
     }
 }
@@ -111,8 +151,12 @@ mod tests {
         FileMeta::sample(len as u64, FileKind { media_type: "image/png", download: true })
     }
 
+    fn get<'a>(cache: &'a FileCache, path: &str, now: Instant) -> Option<&'a CachedFile> {
+        cache.get(Path::new(path), Encodings::default(), now)
+    }
+
     fn insert(cache: &mut FileCache, path: &str, len: usize, now: Instant) {
-        cache.insert(path.into(), meta(len), Rc::new(vec![0; len]), now);
+        cache.insert(path.into(), Encodings::default(), meta(len), Rc::new(vec![0; len]), now);
     }
 
     #[test]
@@ -120,9 +164,9 @@ mod tests {
         let mut cache = FileCache::default();
         let t0 = Instant::now();
         insert(&mut cache, "a.txt", 10, t0);
-        assert_eq!(cache.get(Path::new("a.txt"), t0).map(|f| f.body.len()), Some(10));
-        assert!(cache.get(Path::new("a.txt"), t0 + FRESH_FOR).is_none());
-        assert!(cache.get(Path::new("b.txt"), t0).is_none());
+        assert_eq!(get(&cache, "a.txt", t0).map(|f| f.body.len()), Some(10));
+        assert!(get(&cache, "a.txt", t0 + FRESH_FOR).is_none());
+        assert!(get(&cache, "b.txt", t0).is_none());
     }
 
     #[test]
@@ -130,7 +174,7 @@ mod tests {
         let mut cache = FileCache::new(Duration::ZERO);
         let t0 = Instant::now();
         insert(&mut cache, "a.txt", 10, t0);
-        assert!(cache.get(Path::new("a.txt"), t0).is_none());
+        assert!(get(&cache, "a.txt", t0).is_none());
         assert_eq!(cache.entries.len(), 0);
     }
 
@@ -138,7 +182,7 @@ mod tests {
     fn large_files_are_not_kept() {
         let mut cache = FileCache::default();
         insert(&mut cache, "big.png", MAX_FILE_BYTES + 1, Instant::now());
-        assert!(cache.get(Path::new("big.png"), Instant::now()).is_none());
+        assert!(get(&cache, "big.png", Instant::now()).is_none());
     }
 
     #[test]
@@ -149,11 +193,11 @@ mod tests {
             insert(&mut cache, &format!("f{i}"), 1, t0);
         }
         insert(&mut cache, "late", 1, t0);
-        assert!(cache.get(Path::new("late"), t0).is_none(), "no room while everything is fresh");
+        assert!(get(&cache, "late", t0).is_none(), "no room while everything is fresh");
         let later = t0 + FRESH_FOR;
         insert(&mut cache, "late", 1, later);
-        assert!(cache.get(Path::new("late"), later).is_some());
-        assert_eq!((cache.entries.len(), cache.total_bytes), (1, 1));
+        assert!(get(&cache, "late", later).is_some());
+        assert_eq!((cache.count, cache.total_bytes), (1, 1));
     }
 
     #[test]
@@ -163,8 +207,8 @@ mod tests {
         insert(&mut cache, "a", 100, t0);
         insert(&mut cache, "b", 100, t0 + FRESH_FOR / 2);
         cache.expire(t0 + FRESH_FOR);
-        assert_eq!((cache.entries.len(), cache.total_bytes), (1, 100));
-        assert!(cache.get(Path::new("b"), t0 + FRESH_FOR).is_some());
+        assert_eq!((cache.count, cache.total_bytes), (1, 100));
+        assert!(get(&cache, "b", t0 + FRESH_FOR).is_some());
     }
 
     #[test]
@@ -175,7 +219,7 @@ mod tests {
         let t1 = t0 + FRESH_FOR / 2;
         insert(&mut cache, "a", 20, t1);
         cache.expire(t0 + FRESH_FOR);
-        assert_eq!(cache.get(Path::new("a"), t0 + FRESH_FOR).map(|f| f.body.len()), Some(20));
+        assert_eq!(get(&cache, "a", t0 + FRESH_FOR).map(|f| f.body.len()), Some(20));
         assert_eq!(cache.total_bytes, 20);
     }
 
@@ -184,9 +228,9 @@ mod tests {
         let mut cache = FileCache::default();
         let t0 = Instant::now();
         let newer = t0 + FRESH_FOR / 2;
-        cache.insert("a".into(), meta(3), Rc::new(b"new".to_vec()), newer);
-        cache.insert("a".into(), meta(3), Rc::new(b"old".to_vec()), t0);
-        assert_eq!(cache.get(Path::new("a"), newer).map(|f| &f.body[..]), Some(&b"new"[..]));
+        cache.insert("a".into(), Encodings::default(), meta(3), Rc::new(b"new".to_vec()), newer);
+        cache.insert("a".into(), Encodings::default(), meta(3), Rc::new(b"old".to_vec()), t0);
+        assert_eq!(get(&cache, "a", newer).map(|f| &f.body[..]), Some(&b"new"[..]));
     }
 
     #[test]
@@ -196,5 +240,22 @@ mod tests {
         insert(&mut cache, "a", 100, t0);
         insert(&mut cache, "a", 40, t0 + Duration::from_millis(1));
         assert_eq!(cache.total_bytes, 40);
+    }
+
+    #[test]
+    fn each_set_of_codings_has_its_own_entry() {
+        let mut cache = FileCache::default();
+        let t0 = Instant::now();
+        let gzip = Encodings { br: false, gzip: true };
+        cache.insert("a".into(), gzip, meta(2), Rc::new(b"gz".to_vec()), t0);
+        assert!(
+            get(&cache, "a", t0).is_none(),
+            "a client taking no coding must not get the gzip bytes"
+        );
+        insert(&mut cache, "a", 5, t0);
+        assert_eq!(cache.get(Path::new("a"), gzip, t0).map(|f| f.body.len()), Some(2));
+        assert_eq!(get(&cache, "a", t0).map(|f| f.body.len()), Some(5));
+        cache.expire(t0 + FRESH_FOR);
+        assert_eq!((cache.count, cache.total_bytes, cache.entries.len()), (0, 0, 0));
     }
 }

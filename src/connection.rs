@@ -361,7 +361,8 @@ impl<T: Transport> Connection<T> {
 
     /// Every failure is answered through here.
     fn respond_error(&mut self, ctx: &Context, exchange: Exchange, err: HttpError) -> Step {
-        self.respond(ctx, exchange, response::error(err, None))
+        let response = response::error(err, None, exchange.errors);
+        self.respond(ctx, exchange, response)
     }
 
     /// Queues a final response; what remains of a file body streams through the workers afterwards.

@@ -8,11 +8,12 @@ use crate::config::Limits;
 use crate::context::Context;
 use crate::error::HttpError;
 use crate::http::{BodyFraming, Conditions, Method, Persistence, RequestHead};
-use crate::response::{self, FileRequest, Response, Source};
+use crate::negotiate;
+use crate::response::{self, ErrorFormat, FileRequest, Response, Source};
 use crate::routes::{self, Action};
 use crate::status::Status;
 use crate::worker::{FileCursor, JobError, OpenedFile, Output, Task};
-use log::{debug, info};
+use log::{debug, info, log, Level};
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -26,6 +27,10 @@ pub struct Exchange {
     pub method: Method,
     /// The conditional and range fields, for the file response once a worker has opened the file.
     pub conditions: Conditions,
+    /// How error bodies are written for this client.
+    pub errors: ErrorFormat,
+    /// A 404 for it is routine (browsers ask for `/favicon.ico` unprompted): logged at debug only.
+    pub routine_404: bool,
     /// Decided once per request; errors that break framing downgrade it to `Close`.
     pub persistence: Persistence,
     /// The status of the final response head once it is queued; 0 before.
@@ -41,6 +46,8 @@ impl Exchange {
             request_line: "-".into(),
             method: Method::Get,
             conditions: Conditions::default(),
+            errors: ErrorFormat::Json,
+            routine_404: false,
             persistence: Persistence::Close,
             status: 0,
             sent: 0,
@@ -49,7 +56,11 @@ impl Exchange {
 
     /// What a file response to this request depends on.
     fn file_request<'a>(&'a self, ctx: &'a Context) -> FileRequest<'a> {
-        FileRequest { conditions: &self.conditions, cache_control: &ctx.shared.cache_control }
+        FileRequest {
+            conditions: &self.conditions,
+            cache_control: &ctx.shared.cache_control,
+            errors: self.errors,
+        }
     }
 
     /// Whether the final response head has been queued: after that, an error can only close the connection.
@@ -60,7 +71,8 @@ impl Exchange {
     /// The access line, once the response is out.
     pub fn log_done(&self, peer: SocketAddr) {
         let then = if self.persistence.keeps_alive() { "keep-alive" } else { "close" };
-        info!("{peer} \"{}\" {} {} {then}", self.request_line, self.status, self.sent);
+        let level = if self.routine_404 && self.status == 404 { Level::Debug } else { Level::Info };
+        log!(level, "{peer} \"{}\" {} {} {then}", self.request_line, self.status, self.sent);
     }
 }
 
@@ -144,17 +156,24 @@ pub fn begin(head: RequestHead, origin: Origin, ctx: &Context) -> (Exchange, Dec
         request_line,
         method: head.method.clone(),
         conditions: Conditions::default(),
+        errors: if negotiate::prefers_html(head.accept.as_deref()) {
+            ErrorFormat::Html
+        } else {
+            ErrorFormat::Json
+        },
+        routine_404: head.target == "/favicon.ico",
         persistence,
         status: 0,
         sent: 0,
     };
     let decision = match action {
-        Err(err) => Decision::Respond(response::error(err, None)),
+        Err(err) => Decision::Respond(response::error(err, None, exchange.errors)),
         Ok(Action::Options(allow)) => Decision::Respond(response::options(allow)),
         Ok(Action::Upload) => start_upload(&head, &mut exchange, origin.peer, ctx),
         Ok(Action::File { path, kind }) => {
             exchange.conditions = head.conditions;
-            match ctx.cache.get(&path, ctx.now) {
+            let accept = negotiate::encodings(head.accept_encoding.as_deref());
+            match ctx.cache.get(&path, accept, ctx.now) {
                 Some(file) => {
                     let source = Source::Memory(Rc::clone(&file.body));
                     debug!("{}: serving {} from memory", origin.peer, path.display());
@@ -173,7 +192,7 @@ pub fn begin(head: RequestHead, origin: Origin, ctx: &Context) -> (Exchange, Dec
                         && c.range.is_none()
                         && c.if_none_match.is_none()
                         && c.if_modified_since.is_none();
-                    Decision::Submit(Task::Open { path, kind, prefetch })
+                    Decision::Submit(Task::Open { path, kind, prefetch, accept })
                 }
             }
         }
@@ -237,7 +256,7 @@ fn start_upload(
             exchange.request_line
         );
         exchange.persistence = Persistence::Close;
-        return Decision::Respond(response::error(HttpError::Unavailable, None));
+        return Decision::Respond(response::error(HttpError::Unavailable, None, exchange.errors));
     }
     Decision::ReadBody {
         upload: Upload { decoder: BodyDecoder::new(head.framing), body, started: ctx.now },
@@ -261,18 +280,18 @@ pub fn resume(
             Resumption::Abort
         }
         Err(JobError { error, detail }) => {
-            Resumption::Respond(response::error(error, detail.as_deref()))
+            Resumption::Respond(response::error(error, detail.as_deref(), exchange.errors))
         }
     }
 }
 
 /// The response to a file a worker opened; a file read whole is kept in the cache for the next requests.
 fn opened(exchange: &Exchange, file: OpenedFile, ctx: &mut Context) -> Response {
-    let OpenedFile { path, meta, read_at, first, file } = file;
+    let OpenedFile { path, accept, meta, read_at, first, file } = file;
     let source = match file {
         None => {
             let whole = Rc::new(first);
-            ctx.cache.insert(path.clone(), meta, Rc::clone(&whole), read_at);
+            ctx.cache.insert(path.clone(), accept, meta, Rc::clone(&whole), read_at);
             Source::Memory(whole)
         }
         Some(file) => Source::Disk { first, file: Some(file) },
@@ -285,6 +304,7 @@ mod tests {
     use super::*;
     use crate::context::tests::test_context;
     use crate::mime::FileKind;
+    use crate::negotiate::Encodings;
     use crate::status::Status;
     use crate::worker::FileMeta;
 
@@ -372,7 +392,13 @@ mod tests {
             2,
             FileKind { media_type: "text/html; charset=utf-8", download: false },
         );
-        ctx.cache.insert("index.html".into(), meta, Rc::new(b"hi".to_vec()), ctx.now);
+        ctx.cache.insert(
+            "index.html".into(),
+            Encodings::default(),
+            meta,
+            Rc::new(b"hi".to_vec()),
+            ctx.now,
+        );
         let raw = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
         assert_eq!(decide(raw, 1, &ctx).0, "respond 200");
     }
@@ -413,6 +439,7 @@ mod tests {
             |len| FileMeta::sample(len, FileKind { media_type: "image/png", download: true });
         let small = OpenedFile {
             path: "a.txt".into(),
+            accept: Encodings::default(),
             meta: meta(3),
             read_at: ctx.now,
             first: b"abc".to_vec(),
@@ -420,10 +447,11 @@ mod tests {
         };
         let response = opened(&Exchange::unparsed(), small, &mut ctx);
         assert_eq!(response.body.len(), 3);
-        assert!(ctx.cache.get("a.txt".as_ref(), ctx.now).is_some());
+        assert!(ctx.cache.get("a.txt".as_ref(), Encodings::default(), ctx.now).is_some());
         let file = std::fs::File::open("/dev/null").ok();
         let large = OpenedFile {
             path: "b.txt".into(),
+            accept: Encodings::default(),
             meta: meta(10),
             read_at: ctx.now,
             first: b"abc".to_vec(),
@@ -431,6 +459,6 @@ mod tests {
         };
         let response = opened(&Exchange::unparsed(), large, &mut ctx);
         assert_eq!(response.body.len(), 10);
-        assert!(ctx.cache.get("b.txt".as_ref(), ctx.now).is_none());
+        assert!(ctx.cache.get("b.txt".as_ref(), Encodings::default(), ctx.now).is_none());
     }
 }

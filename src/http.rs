@@ -95,6 +95,10 @@ pub struct RequestHead {
     pub expect_continue: bool,
     /// The conditional and range fields, for file responses.
     pub conditions: Conditions,
+    /// `Accept`, which decides the format of an error body.
+    pub accept: Option<String>,
+    /// `Accept-Encoding`, which decides whether a precompressed variant is sent.
+    pub accept_encoding: Option<String>,
 }
 
 /// The fields that make a file request conditional or partial (RFC 9110 §13, §14), as sent.
@@ -158,6 +162,8 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(RequestHead, us
         keep_alive: false,
         expect_continue: false,
         conditions: Conditions::default(),
+        accept: None,
+        accept_encoding: None,
     };
     let mut hosts = 0;
     let mut content_length = None;
@@ -197,6 +203,10 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(RequestHead, us
                 }
                 _ => *slot = Some(value.to_owned()),
             }
+        } else if name.eq_ignore_ascii_case("accept") {
+            head.accept = Some(value?.to_owned());
+        } else if name.eq_ignore_ascii_case("accept-encoding") {
+            head.accept_encoding = Some(value?.to_owned());
         } else if name.eq_ignore_ascii_case("expect") {
             head.expect_continue =
                 minor_version >= 1 && value?.trim().eq_ignore_ascii_case("100-continue");

@@ -10,6 +10,7 @@ pub mod error;
 mod exchange;
 pub mod http;
 pub mod mime;
+mod negotiate;
 mod response;
 pub mod routes;
 mod server;

@@ -117,6 +117,8 @@ pub struct FileRequest<'a> {
     pub conditions: &'a Conditions,
     /// The `Cache-Control` value of file responses (`--cache-control`).
     pub cache_control: &'a str,
+    /// How a 412 or 416 is written.
+    pub errors: ErrorFormat,
 }
 
 /// Where a file's bytes are.
@@ -137,12 +139,15 @@ pub fn file(request: &FileRequest, path: &Path, meta: &FileMeta, source: Source)
         ("Last-Modified", conditional::last_modified(meta).into()),
         ("Cache-Control", request.cache_control.to_owned().into()),
     ];
+    if meta.varies {
+        fields.push(("Vary", "Accept-Encoding".into()));
+    }
     match conditional::evaluate(request.conditions, &etag, meta.mtime) {
         Precondition::Proceed => {}
         Precondition::NotModified => {
             return Response { status: Status::NOT_MODIFIED, fields, body: Body::Empty };
         }
-        Precondition::Failed => return error(HttpError::PreconditionFailed, None),
+        Precondition::Failed => return error(HttpError::PreconditionFailed, None, request.errors),
     }
     let conditions = request.conditions;
     let ranges = match &conditions.range {
@@ -157,6 +162,9 @@ pub fn file(request: &FileRequest, path: &Path, meta: &FileMeta, source: Source)
         _ => Ranges::Full,
     };
     fields.push(("Accept-Ranges", "bytes".into()));
+    if let Some(coding) = meta.encoding {
+        fields.push(("Content-Encoding", coding.token().into()));
+    }
     let media_type =
         if meta.kind.download { "application/octet-stream" } else { meta.kind.media_type };
     if meta.kind.download {
@@ -184,7 +192,7 @@ pub fn file(request: &FileRequest, path: &Path, meta: &FileMeta, source: Source)
             return Response { status: Status::OK, fields, body };
         }
         Ranges::Unsatisfiable => {
-            return error(HttpError::RangeNotSatisfiable { len: meta.len }, None)
+            return error(HttpError::RangeNotSatisfiable { len: meta.len }, None, request.errors)
         }
         Ranges::Partial(spans) => spans,
     };
@@ -253,16 +261,41 @@ pub fn created(name: &str) -> Response {
     }
 }
 
-/// The one error response: a small JSON body naming the status and, optionally, why.
-pub fn error(err: HttpError, detail: Option<&str>) -> Response {
+/// How an error body is written, by what the client accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorFormat {
+    /// `{"status":404,"error":"Not Found"}`: for curl, scripts and API clients.
+    Json,
+    /// A small HTML page: for browsers.
+    Html,
+}
+
+/// The one error response: a small body naming the status and, optionally, why, as JSON or HTML. Either
+/// way it varies by `Accept`.
+pub fn error(err: HttpError, detail: Option<&str>, format: ErrorFormat) -> Response {
     let status = err.status();
-    let mut body = serde_json::json!({ "status": status.code, "error": status.reason });
-    if let Some(detail) = detail {
-        body["message"] = detail.into();
-    }
-    let mut body = body.to_string().into_bytes();
-    body.push(b'\n');
-    let mut fields = vec![("Content-Type", "application/json".into())];
+    let (content_type, body) = match format {
+        ErrorFormat::Json => {
+            let mut body = serde_json::json!({ "status": status.code, "error": status.reason });
+            if let Some(detail) = detail {
+                body["message"] = detail.into();
+            }
+            let mut body = body.to_string().into_bytes();
+            body.push(b'\n');
+            ("application/json", body)
+        }
+        ErrorFormat::Html => {
+            let title = format!("{} {}", status.code, status.reason);
+            let message =
+                detail.map(|d| format!("<p>{}</p>\n", escape_html(d))).unwrap_or_default();
+            let page = format!(
+                "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title></head>\n\
+                 <body><h1>{title}</h1>\n{message}</body></html>\n"
+            );
+            ("text/html; charset=utf-8", page.into_bytes())
+        }
+    };
+    let mut fields = vec![("Content-Type", content_type.into()), ("Vary", "Accept".into())];
     match err {
         HttpError::MethodNotAllowed(allow) => fields.push(("Allow", allow.header_value().into())),
         HttpError::Unavailable => fields.push(("Retry-After", "1".into())),
@@ -274,10 +307,31 @@ pub fn error(err: HttpError, detail: Option<&str>) -> Response {
     Response { status, fields, body: Body::Bytes(body) }
 }
 
+/// Text made safe to place in HTML, inside elements or quoted attributes.
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// The encoded 503 for a client over the connection limit, which is refused before it has a connection.
 pub fn over_capacity(date: &str) -> Vec<u8> {
     let mut reply = Vec::new();
-    error(HttpError::Unavailable, None).encode(&mut reply, date, Persistence::Close, &Method::Get);
+    error(HttpError::Unavailable, None, ErrorFormat::Json).encode(
+        &mut reply,
+        date,
+        Persistence::Close,
+        &Method::Get,
+    );
     reply
 }
 
@@ -335,7 +389,11 @@ mod tests {
 
     /// The response to a request with these conditional and range fields for the 10-byte PAGE, in memory.
     fn respond(conditions: Conditions) -> Response {
-        let request = FileRequest { conditions: &conditions, cache_control: "no-cache" };
+        let request = FileRequest {
+            conditions: &conditions,
+            cache_control: "no-cache",
+            errors: ErrorFormat::Json,
+        };
         let meta = FileMeta::sample(10, FileKind { media_type: "text/plain", download: false });
         file(&request, Path::new("a.txt"), &meta, Source::Memory(Rc::new(PAGE.to_vec())))
     }
@@ -367,7 +425,11 @@ mod tests {
             ),
         ];
         let conditions = Conditions::default();
-        let request = FileRequest { conditions: &conditions, cache_control: "max-age=60" };
+        let request = FileRequest {
+            conditions: &conditions,
+            cache_control: "max-age=60",
+            errors: ErrorFormat::Json,
+        };
         for (path, kind, disposition) in cases {
             let meta = FileMeta::sample(3, kind);
             let source = Source::Memory(Rc::new(b"abc".to_vec()));
@@ -472,7 +534,11 @@ mod tests {
     #[test]
     fn a_range_of_a_file_on_disk_streams_from_its_offset() {
         let conditions = Conditions { range: Some("bytes=5-".into()), ..Conditions::default() };
-        let request = FileRequest { conditions: &conditions, cache_control: "no-cache" };
+        let request = FileRequest {
+            conditions: &conditions,
+            cache_control: "no-cache",
+            errors: ErrorFormat::Json,
+        };
         let meta =
             FileMeta::sample(1_000_000, FileKind { media_type: "image/png", download: true });
         let source =
@@ -509,7 +575,7 @@ mod tests {
             (HttpError::RequestTimeout, 408, None),
         ];
         for (err, code, extra) in cases {
-            let text = encode(error(err, None), Method::Get);
+            let text = encode(error(err, None, ErrorFormat::Json), Method::Get);
             let (head, body) = split(&text);
             assert!(head.starts_with(&format!("HTTP/1.1 {code} ")), "{head}");
             assert!(head.contains("\r\nContent-Type: application/json\r\n"));
@@ -521,11 +587,31 @@ mod tests {
             assert_eq!(json["status"], code);
             assert!(json.get("message").is_none());
         }
-        let text = encode(error(HttpError::BadRequest, Some("invalid JSON")), Method::Get);
+        let text = encode(
+            error(HttpError::BadRequest, Some("invalid JSON"), ErrorFormat::Json),
+            Method::Get,
+        );
         let json: serde_json::Value = serde_json::from_str(split(&text).1).unwrap();
         assert_eq!(json["message"], "invalid JSON");
-        let head_only = encode(error(HttpError::NotFound, None), Method::Head);
+        let head_only = encode(error(HttpError::NotFound, None, ErrorFormat::Json), Method::Head);
         assert!(head_only.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn html_errors_carry_the_same_status_an_escaped_message_and_vary() {
+        let response =
+            error(HttpError::BadRequest, Some("<script>x</script> & co"), ErrorFormat::Html);
+        let text = encode(response, Method::Get);
+        let (head, body) = split(&text);
+        assert!(head.starts_with("HTTP/1.1 400 Bad Request\r\n"));
+        assert!(
+            head.contains("\r\nContent-Type: text/html; charset=utf-8\r\nVary: Accept\r\n"),
+            "{head}"
+        );
+        assert!(body.contains("<title>400 Bad Request</title>"));
+        assert!(body.contains("<p>&lt;script&gt;x&lt;/script&gt; &amp; co</p>"), "{body}");
+        let json = encode(error(HttpError::NotFound, None, ErrorFormat::Json), Method::Get);
+        assert!(json.contains("\r\nVary: Accept\r\n"));
     }
 
     #[test]

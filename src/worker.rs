@@ -4,6 +4,7 @@
 use crate::budget::UploadBody;
 use crate::error::HttpError;
 use crate::mime::FileKind;
+use crate::negotiate::{Coding, Encodings};
 use log::{debug, error, info, warn};
 use mio::Waker;
 use rustix::fs::{openat2, Mode, OFlags, ResolveFlags};
@@ -45,9 +46,10 @@ pub struct Job {
 /// The blocking operations the loop hands off.
 #[derive(Debug)]
 pub enum Task {
-    /// Resolve `path` (relative to the root), check it stays inside, open it, and read the first chunk if
-    /// `prefetch` (the response will send it; HEAD needs only the length).
-    Open { path: PathBuf, kind: Option<FileKind>, prefetch: bool },
+    /// Resolve `path` (relative to the root), check it stays inside, open it (or its precompressed variant,
+    /// when `accept` takes one that exists), and read the first chunk if `prefetch` (the response will send
+    /// it; HEAD needs only the length).
+    Open { path: PathBuf, kind: Option<FileKind>, prefetch: bool, accept: Encodings },
     /// Read the next chunk of a file being sent.
     Read { file: FileCursor },
     /// Validate an upload as JSON and store it durably under a new name.
@@ -94,6 +96,10 @@ pub struct FileMeta {
     pub mtime: SystemTime,
     /// Its inode, so a file replaced by another of the same size and time still gets a new ETag.
     pub inode: u64,
+    /// The coding of these bytes, when they are a precompressed variant (`NAME.br`, `NAME.gz`).
+    pub encoding: Option<Coding>,
+    /// The file has precompressed variants, so responses for it vary by `Accept-Encoding`.
+    pub varies: bool,
 }
 
 #[cfg(test)]
@@ -105,6 +111,8 @@ impl FileMeta {
             kind,
             mtime: SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_953_600),
             inode: 1,
+            encoding: None,
+            varies: false,
         }
     }
 }
@@ -114,6 +122,8 @@ impl FileMeta {
 pub struct OpenedFile {
     /// The path asked for, relative to the root.
     pub path: PathBuf,
+    /// The codings the request took, which chose the variant: with `path`, the cache key.
+    pub accept: Encodings,
     /// Its length, type and validators.
     pub meta: FileMeta,
     /// When the file was read, so a cached copy's age counts from here, not from delivery.
@@ -393,8 +403,8 @@ impl Worker {
 
     fn perform(&self, task: Task) -> Result<Output, JobError> {
         match task {
-            Task::Open { path, kind, prefetch } => {
-                self.open(path, kind, prefetch).map(Output::Opened)
+            Task::Open { path, kind, prefetch, accept } => {
+                self.open(path, kind, prefetch, accept).map(Output::Opened)
             }
             Task::Read { file } => {
                 let (bytes, rest) = read_chunk(file, self.config.chunk_bytes)?;
@@ -409,22 +419,43 @@ impl Worker {
         path: PathBuf,
         kind: Option<FileKind>,
         prefetch: bool,
+        accept: Encodings,
     ) -> Result<OpenedFile, JobError> {
         let read_at = Instant::now();
-        let file = self.open_inside_root(&path)?;
-        let stat = file.metadata()?;
+        let mut file = self.open_inside_root(&path)?;
+        let mut stat = file.metadata()?;
         if !stat.is_file() {
             return Err(HttpError::NotFound.into());
         }
         let kind = kind.ok_or(HttpError::UnsupportedMediaType)?;
+        // Every variant is looked for, taken or not: its mere existence makes responses vary.
+        let (mut encoding, mut varies) = (None, false);
+        for coding in [Coding::Br, Coding::Gzip] {
+            let Some((variant, variant_stat)) = self.variant(&path, coding) else {
+                continue;
+            };
+            varies = true;
+            if encoding.is_none() && accept.takes(coding) {
+                (file, stat, encoding) = (variant, variant_stat, Some(coding));
+            }
+        }
         let mtime = stat.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-        let meta = FileMeta { len: stat.len(), kind, mtime, inode: stat.ino() };
-        debug!("serving {} ({} bytes)", path.display(), meta.len);
+        let meta = FileMeta { len: stat.len(), kind, mtime, inode: stat.ino(), encoding, varies };
+        debug!("serving {} ({} bytes, {:?})", path.display(), meta.len, encoding);
         let ahead = if prefetch { meta.len.min(self.config.chunk_bytes as u64) } else { 0 };
         let mut first = Vec::new();
         read_span(&file, 0, ahead, &mut first)?;
         let file = (first.len() as u64 != meta.len).then_some(file);
-        Ok(OpenedFile { path, meta, read_at, first, file })
+        Ok(OpenedFile { path, accept, meta, read_at, first, file })
+    }
+
+    /// The precompressed variant of `path` in this coding, if it exists as a regular file.
+    fn variant(&self, path: &Path, coding: Coding) -> Option<(File, fs::Metadata)> {
+        let mut name = path.as_os_str().to_owned();
+        name.push(coding.suffix());
+        let file = self.open_inside_root(Path::new(&name)).ok()?;
+        let stat = file.metadata().ok()?;
+        stat.is_file().then_some((file, stat))
     }
 
     /// Opens `path` (relative, already free of `..`) inside the root, refusing symlinks that lead out.
@@ -685,6 +716,7 @@ mod tests {
             path: "f.txt".into(),
             kind: Some(FileKind { media_type: "image/png", download: true }),
             prefetch: true,
+            accept: Encodings::default(),
         };
         let now = Instant::now();
         let job = |task| Job { conn, task, reply: reply.clone() };

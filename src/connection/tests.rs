@@ -5,6 +5,7 @@ use super::*;
 use crate::config::Limits;
 use crate::context::tests::test_context;
 use crate::mime::FileKind;
+use crate::negotiate::Encodings;
 use crate::worker::{FileMeta, OpenedFile};
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -116,7 +117,13 @@ impl Harness {
                 body.len() as u64,
                 FileKind { media_type: "text/html", download: false },
             );
-            ctx.cache.insert(name.into(), meta, Rc::new(body.to_vec()), ctx.now);
+            ctx.cache.insert(
+                name.into(),
+                Encodings::default(),
+                meta,
+                Rc::new(body.to_vec()),
+                ctx.now,
+            );
         }
         let wire = Rc::new(RefCell::new(Wire::default()));
         let id = ConnId { key: 0, serial: 1 };
@@ -235,6 +242,7 @@ fn a_request_behind_one_that_waits_for_a_worker_is_answered_after_it() {
     let meta = FileMeta::sample(1, FileKind { media_type: "text/html", download: false });
     let opened = OpenedFile {
         path: "c.html".into(),
+        accept: Encodings::default(),
         meta,
         read_at: h.ctx.now,
         first: b"c".to_vec(),
@@ -484,6 +492,7 @@ fn opened_large(h: &Harness) -> Result<Output, JobError> {
     let file = std::fs::File::open("/dev/null").expect("/dev/null opens");
     Ok(Output::Opened(OpenedFile {
         path: "big.png".into(),
+        accept: Encodings::default(),
         meta: FileMeta::sample(10, FileKind { media_type: "image/png", download: true }),
         read_at: h.ctx.now,
         first: b"abc".to_vec(),
@@ -570,6 +579,7 @@ fn head_of_an_uncached_file_asks_the_worker_for_no_bytes_and_streams_nothing() {
     assert!(matches!(h.job(), Task::Open { prefetch: false, .. }));
     let opened = OpenedFile {
         path: "big.png".into(),
+        accept: Encodings::default(),
         meta: FileMeta::sample(10, FileKind { media_type: "image/png", download: true }),
         read_at: h.ctx.now,
         first: Vec::new(),
@@ -582,5 +592,5 @@ fn head_of_an_uncached_file_asks_the_worker_for_no_bytes_and_streams_nothing() {
     ));
     assert_eq!(h.state(), "Idle");
     assert!(h.jobs.try_recv().is_err(), "no chunk is read for HEAD");
-    assert!(h.ctx.cache.get("big.png".as_ref(), h.ctx.now).is_none());
+    assert!(h.ctx.cache.get("big.png".as_ref(), Encodings::default(), h.ctx.now).is_none());
 }

@@ -211,7 +211,8 @@ mod tests {
     fn a_new_inode_size_or_time_gives_a_new_tag() {
         use crate::mime::FileKind;
         let kind = FileKind { media_type: "text/plain", download: false };
-        let meta = FileMeta { len: 10, kind, mtime: mtime(), inode: 7 };
+        let meta =
+            FileMeta { len: 10, kind, mtime: mtime(), inode: 7, encoding: None, varies: false };
         let tags = [
             etag(&meta),
             etag(&FileMeta { inode: 8, ..meta }),
