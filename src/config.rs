@@ -22,6 +22,8 @@ pub struct Config {
     pub mime: MimeTable,
     /// The `Cache-Control` value of file responses (`--cache-control`).
     pub cache_control: String,
+    /// Folders without an index are listed (`--list-dirs`), instead of 404.
+    pub list_dirs: bool,
     /// Bounds on memory, time and concurrency.
     pub limits: Limits,
 }

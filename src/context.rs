@@ -20,6 +20,8 @@ pub struct Shared {
     pub mime: MimeTable,
     /// The `Cache-Control` value of file responses.
     pub cache_control: String,
+    /// Folders without an index are listed (`--list-dirs`), instead of 404.
+    pub list_dirs: bool,
     /// Memory held by upload bodies, across connections and workers.
     pub uploads: Arc<BodyBudget>,
     /// Where blocking work goes.
@@ -90,6 +92,7 @@ pub mod tests {
             workers: 0,
             allowed_hosts: Vec::new(),
             cache_control: "no-cache".into(),
+            list_dirs: false,
             mime: MimeTable::default(),
             limits,
         };
@@ -101,6 +104,7 @@ pub mod tests {
             hosts: HostPolicy::new(&config, config.addr),
             mime: MimeTable::default(),
             cache_control: "no-cache".into(),
+            list_dirs: false,
             uploads: BodyBudget::new(config.limits.max_buffered_body_bytes),
             pool,
             limits: config.limits,

@@ -25,6 +25,8 @@ pub struct Exchange {
     pub request_line: String,
     /// The method, which decides whether a body is sent.
     pub method: Method,
+    /// The request target, for the redirect of a folder asked for without its slash.
+    pub target: String,
     /// The conditional and range fields, for the file response once a worker has opened the file.
     pub conditions: Conditions,
     /// How error bodies are written for this client.
@@ -45,6 +47,7 @@ impl Exchange {
         Exchange {
             request_line: "-".into(),
             method: Method::Get,
+            target: String::new(),
             conditions: Conditions::default(),
             errors: ErrorFormat::Json,
             routine_404: false,
@@ -155,6 +158,7 @@ pub fn begin(head: RequestHead, origin: Origin, ctx: &Context) -> (Exchange, Dec
     let mut exchange = Exchange {
         request_line,
         method: head.method.clone(),
+        target: String::new(),
         conditions: Conditions::default(),
         errors: if negotiate::prefers_html(head.accept.as_deref()) {
             ErrorFormat::Html
@@ -170,8 +174,9 @@ pub fn begin(head: RequestHead, origin: Origin, ctx: &Context) -> (Exchange, Dec
         Err(err) => Decision::Respond(response::error(err, None, exchange.errors)),
         Ok(Action::Options(allow)) => Decision::Respond(response::options(allow)),
         Ok(Action::Upload) => start_upload(&head, &mut exchange, origin.peer, ctx),
-        Ok(Action::File { path, kind }) => {
+        Ok(Action::File { path, kind, folder }) => {
             exchange.conditions = head.conditions;
+            exchange.target = head.target;
             let accept = negotiate::encodings(head.accept_encoding.as_deref());
             match ctx.cache.get(&path, accept, ctx.now) {
                 Some(file) => {
@@ -192,7 +197,8 @@ pub fn begin(head: RequestHead, origin: Origin, ctx: &Context) -> (Exchange, Dec
                         && c.range.is_none()
                         && c.if_none_match.is_none()
                         && c.if_modified_since.is_none();
-                    Decision::Submit(Task::Open { path, kind, prefetch, accept })
+                    let list = folder.filter(|_| ctx.shared.list_dirs);
+                    Decision::Submit(Task::Open { path, kind, prefetch, accept, list })
                 }
             }
         }
@@ -275,6 +281,18 @@ pub fn resume(
         Ok(Output::Opened(file)) => Resumption::Respond(opened(exchange, file, ctx)),
         Ok(Output::Chunk { bytes, rest }) => Resumption::Stream { bytes, rest },
         Ok(Output::Saved { name }) => Resumption::Respond(response::created(&name)),
+        Ok(Output::Listing { page }) => Resumption::Respond(response::listing(page)),
+        // A folder named without its trailing slash: send the client to the folder, so relative links in
+        // its index resolve inside it. (With the slash, the index itself was a folder: nothing to serve.)
+        Ok(Output::Folder) => match exchange.target.split_once('?') {
+            _ if exchange.target.split(['?', '#']).next().is_some_and(|p| p.ends_with('/')) => {
+                Resumption::Respond(response::error(HttpError::NotFound, None, exchange.errors))
+            }
+            Some((path, query)) => {
+                Resumption::Respond(response::redirect(format!("{path}/?{query}")))
+            }
+            None => Resumption::Respond(response::redirect(format!("{}/", exchange.target))),
+        },
         Err(_) if exchange.head_sent() => {
             info!("{peer}: \"{}\" aborted mid-response", exchange.request_line);
             Resumption::Abort

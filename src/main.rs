@@ -58,6 +58,9 @@ struct Args {
     /// The Cache-Control value of file responses; the default makes browsers revalidate (cheaply, with 304s).
     #[arg(long, default_value = "no-cache", value_parser = header_value)]
     cache_control: String,
+    /// List the contents of folders that have no index.html, instead of answering 404.
+    #[arg(long)]
+    list_dirs: bool,
     /// Another name clients may use in the Host header (repeatable).
     #[arg(long = "allow-host", value_name = "NAME")]
     allowed_hosts: Vec<String>,
@@ -103,6 +106,7 @@ fn main() -> ExitCode {
         workers: usize::from(args.max_threads),
         allowed_hosts: args.allowed_hosts,
         cache_control: args.cache_control,
+        list_dirs: args.list_dirs,
         mime: MimeTable {
             inline_all: args.inline,
             unknown_as_octet_stream: args.unknown_as_octet_stream,

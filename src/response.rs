@@ -5,6 +5,7 @@ mod conditional;
 mod range;
 
 use crate::error::{Allow, HttpError};
+use crate::html::escape_html;
 use crate::http::{self, Conditions, Field, Method, Persistence};
 use crate::routes;
 use crate::status::Status;
@@ -238,6 +239,24 @@ fn gather(segments: &[Segment], file: &[u8]) -> Vec<u8> {
     out
 }
 
+/// `301 Moved Permanently` to `location`.
+pub fn redirect(location: String) -> Response {
+    Response {
+        status: Status::MOVED_PERMANENTLY,
+        fields: vec![("Location", location.into())],
+        body: Body::Empty,
+    }
+}
+
+/// `200 OK` with a folder's listing page, which changes whenever the folder does.
+pub fn listing(page: Vec<u8>) -> Response {
+    let fields = vec![
+        ("Content-Type", "text/html; charset=utf-8".into()),
+        ("Cache-Control", "no-cache".into()),
+    ];
+    Response { status: Status::OK, fields, body: Body::Bytes(page) }
+}
+
 /// `204 No Content` to OPTIONS, naming the methods the resource allows.
 pub fn options(allow: Allow) -> Response {
     Response {
@@ -305,22 +324,6 @@ pub fn error(err: HttpError, detail: Option<&str>, format: ErrorFormat) -> Respo
         _ => {}
     }
     Response { status, fields, body: Body::Bytes(body) }
-}
-
-/// Text made safe to place in HTML, inside elements or quoted attributes.
-pub fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// The encoded 503 for a client over the connection limit, which is refused before it has a connection.

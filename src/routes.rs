@@ -14,8 +14,9 @@ pub const UPLOAD_PATH: &str = "/upload";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Send the file at `path` (relative to the root); `kind` is `None` when its extension is outside the
-    /// MIME table, which is a 415 if the file exists and a 404 if not, so only the worker can tell.
-    File { path: PathBuf, kind: Option<FileKind> },
+    /// MIME table, which is a 415 if the file exists and a 404 if not, so only the worker can tell. For a
+    /// target ending in `/`, `path` is the folder's index and `folder` the folder, which may be listed.
+    File { path: PathBuf, kind: Option<FileKind>, folder: Option<PathBuf> },
     /// Read a JSON body and store it in the uploads folder.
     Upload,
     /// Answer OPTIONS with the methods allowed here.
@@ -41,7 +42,10 @@ pub fn route(
     let path = safe_path(&head.target)?;
     let is_upload = path_only(&head.target) == UPLOAD_PATH;
     match (&head.method, is_upload) {
-        (Method::Get | Method::Head, false) => Ok(Action::File { kind: mime.kind(&path), path }),
+        (Method::Get | Method::Head, false) => {
+            let folder = is_folder(&head.target).then(|| path.parent().unwrap_or(&path).to_owned());
+            Ok(Action::File { kind: mime.kind(&path), path, folder })
+        }
         (Method::Post, true) => check_upload(head, max_body_bytes).map(|()| Action::Upload),
         (Method::Options, true) => Ok(Action::Options(Allow::Post)),
         (Method::Options, false) => Ok(Action::Options(Allow::GetHead)),
@@ -82,6 +86,11 @@ fn check_upload(head: &RequestHead, max_body_bytes: usize) -> Result<(), HttpErr
         BodyFraming::Length(len) if len > max_body_bytes as u64 => Err(HttpError::PayloadTooLarge),
         BodyFraming::Length(_) | BodyFraming::Chunked => Ok(()),
     }
+}
+
+/// Whether a target names a folder, whose index is served: it ends in `/`, or is the root.
+fn is_folder(target: &str) -> bool {
+    path_only(target).ends_with('/')
 }
 
 /// The target without its query.
@@ -251,6 +260,7 @@ mod tests {
             workers: 1,
             allowed_hosts: allow.iter().map(|s| s.to_string()).collect(),
             cache_control: "no-cache".into(),
+            list_dirs: false,
             mime: MimeTable::default(),
             limits: Limits::default(),
         };
@@ -310,8 +320,22 @@ mod tests {
         let index = Action::File {
             path: "index.html".into(),
             kind: MimeTable::default().kind("index.html".as_ref()),
+            folder: Some("".into()),
         };
         assert_eq!(route("GET / HTTP/1.1\r\n\r\n"), Ok(index));
+        let folder = |path: &str, folder: Option<&str>| Action::File {
+            path: path.into(),
+            kind: MimeTable::default().kind(path.as_ref()),
+            folder: folder.map(Into::into),
+        };
+        assert_eq!(
+            route("GET /docs/?x HTTP/1.1\r\n\r\n"),
+            Ok(folder("docs/index.html", Some("docs")))
+        );
+        assert_eq!(route("GET /docs HTTP/1.1\r\n\r\n"), Ok(folder("docs", None)));
+        assert_eq!(route("OPTIONS * HTTP/1.1\r\n\r\n"), Ok(Action::Options(Allow::Any)));
+        assert_eq!(route("OPTIONS /upload HTTP/1.1\r\n\r\n"), Ok(Action::Options(Allow::Post)));
+        assert_eq!(route("GET * HTTP/1.1\r\n\r\n"), Err(HttpError::BadRequest));
         let json = "POST /upload HTTP/1.1\r\nContent-Type: application/json; charset=utf-8\r\n";
         assert_eq!(route(&format!("{json}Content-Length: 2\r\n\r\n")), Ok(Action::Upload));
         assert_eq!(route(&format!("{json}Transfer-Encoding: chunked\r\n\r\n")), Ok(Action::Upload));

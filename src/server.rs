@@ -98,6 +98,7 @@ impl Server {
             hosts: HostPolicy::new(&config, listener.local_addr()?),
             mime: config.mime,
             cache_control: config.cache_control,
+            list_dirs: config.list_dirs,
             uploads: BodyBudget::new(config.limits.max_buffered_body_bytes),
             pool,
             limits: config.limits,

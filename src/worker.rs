@@ -3,11 +3,12 @@
 
 use crate::budget::UploadBody;
 use crate::error::HttpError;
+use crate::listing;
 use crate::mime::FileKind;
 use crate::negotiate::{Coding, Encodings};
 use log::{debug, error, info, warn};
 use mio::Waker;
-use rustix::fs::{openat2, Mode, OFlags, ResolveFlags};
+use rustix::fs::{openat2, statat, AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 use serde::de::IgnoredAny;
 use std::collections::VecDeque;
@@ -49,7 +50,14 @@ pub enum Task {
     /// Resolve `path` (relative to the root), check it stays inside, open it (or its precompressed variant,
     /// when `accept` takes one that exists), and read the first chunk if `prefetch` (the response will send
     /// it; HEAD needs only the length).
-    Open { path: PathBuf, kind: Option<FileKind>, prefetch: bool, accept: Encodings },
+    /// A missing index is answered with a listing of `list` when that is set (`--list-dirs`).
+    Open {
+        path: PathBuf,
+        kind: Option<FileKind>,
+        prefetch: bool,
+        accept: Encodings,
+        list: Option<PathBuf>,
+    },
     /// Read the next chunk of a file being sent.
     Read { file: FileCursor },
     /// Validate an upload as JSON and store it durably under a new name.
@@ -148,6 +156,10 @@ pub struct Completion {
 pub enum Output {
     /// A file was opened.
     Opened(OpenedFile),
+    /// The path is a folder, asked for without its trailing slash.
+    Folder,
+    /// A folder's listing page, for a folder without an index.
+    Listing { page: Vec<u8> },
     /// The next chunk of a file, and the rest if any.
     Chunk { bytes: Vec<u8>, rest: Option<FileCursor> },
     /// An upload was stored under `name` in the uploads folder.
@@ -403,8 +415,13 @@ impl Worker {
 
     fn perform(&self, task: Task) -> Result<Output, JobError> {
         match task {
-            Task::Open { path, kind, prefetch, accept } => {
-                self.open(path, kind, prefetch, accept).map(Output::Opened)
+            Task::Open { path, kind, prefetch, accept, list } => {
+                match (self.open(path, kind, prefetch, accept), list) {
+                    (Err(JobError { error: HttpError::NotFound, .. }), Some(folder)) => {
+                        Ok(Output::Listing { page: self.list(&folder)? })
+                    }
+                    (opened, _) => opened,
+                }
             }
             Task::Read { file } => {
                 let (bytes, rest) = read_chunk(file, self.config.chunk_bytes)?;
@@ -420,10 +437,13 @@ impl Worker {
         kind: Option<FileKind>,
         prefetch: bool,
         accept: Encodings,
-    ) -> Result<OpenedFile, JobError> {
+    ) -> Result<Output, JobError> {
         let read_at = Instant::now();
         let mut file = self.open_inside_root(&path)?;
         let mut stat = file.metadata()?;
+        if stat.is_dir() {
+            return Ok(Output::Folder);
+        }
         if !stat.is_file() {
             return Err(HttpError::NotFound.into());
         }
@@ -446,7 +466,49 @@ impl Worker {
         let mut first = Vec::new();
         read_span(&file, 0, ahead, &mut first)?;
         let file = (first.len() as u64 != meta.len).then_some(file);
-        Ok(OpenedFile { path, accept, meta, read_at, first, file })
+        Ok(Output::Opened(OpenedFile { path, accept, meta, read_at, first, file }))
+    }
+
+    /// The listing page of `folder` (relative to the root), at most `listing::MAX_ENTRIES` entries.
+    fn list(&self, folder: &Path) -> Result<Vec<u8>, JobError> {
+        let at = if folder.as_os_str().is_empty() { Path::new(".") } else { folder };
+        let dir = self.open_inside_root(at)?;
+        let mut entries = Vec::new();
+        let mut left_out = 0;
+        let mut reader = Dir::read_from(&dir).map_err(io::Error::from)?;
+        while let Some(entry) = reader.read() {
+            let entry = entry.map_err(io::Error::from)?;
+            let Ok(name) = entry.file_name().to_str() else {
+                continue;
+            };
+            if name == "." || name == ".." || !listing::is_listed(name) {
+                continue;
+            }
+            if entries.len() == listing::MAX_ENTRIES {
+                left_out += 1;
+                continue;
+            }
+            // Symlinks are not followed: their targets' sizes and times are nobody's business here.
+            let stat = statat(&dir, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW).ok();
+            let kind = stat.as_ref().map(|s| FileType::from_raw_mode(s.st_mode));
+            let is_dir = kind == Some(FileType::Directory);
+            let size = stat
+                .as_ref()
+                .filter(|_| kind == Some(FileType::RegularFile))
+                .map(|s| s.st_size as u64);
+            let modified = stat.as_ref().map(|s| {
+                let nanos = u32::try_from(s.st_mtime_nsec).unwrap_or(0);
+                SystemTime::UNIX_EPOCH
+                    + Duration::new(u64::try_from(s.st_mtime).unwrap_or(0), nanos)
+            });
+            entries.push(listing::Entry { name: name.to_owned(), is_dir, size, modified });
+        }
+        let mut url = String::from("/");
+        for part in folder.iter() {
+            url.push_str(&part.to_string_lossy());
+            url.push('/');
+        }
+        Ok(listing::render(&url, entries, left_out))
     }
 
     /// The precompressed variant of `path` in this coding, if it exists as a regular file.
@@ -717,6 +779,7 @@ mod tests {
             kind: Some(FileKind { media_type: "image/png", download: true }),
             prefetch: true,
             accept: Encodings::default(),
+            list: None,
         };
         let now = Instant::now();
         let job = |task| Job { conn, task, reply: reply.clone() };
@@ -830,5 +893,34 @@ mod tests {
         let cursor = FileCursor::new(file, [Segment::File { offset: 2, len: 5 }]).unwrap();
         assert!(read_chunk(cursor, 64).is_err());
         fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_listing_hides_dot_files_and_marks_folders() {
+        let root = temp_dir().canonicalize().unwrap();
+        fs::create_dir_all(root.join("docs/sub")).unwrap();
+        fs::write(root.join("docs/<b>.txt"), b"12345").unwrap();
+        fs::write(root.join("docs/.hidden"), b"x").unwrap();
+        fs::write(root.join("docs/.upload_x.json.tmp"), b"x").unwrap();
+        let worker = Worker {
+            jobs: Arc::new(Mutex::new(mpsc::channel().1)),
+            config: Arc::new(worker_config(&root)),
+            stats: Arc::default(),
+        };
+        let page = String::from_utf8(worker.list(Path::new("docs")).unwrap()).unwrap();
+        assert!(page.contains("<title>Index of /docs/</title>"), "{page}");
+        assert!(page.contains("<a href=\"sub/\">sub/</a>"), "{page}");
+        assert!(
+            page.contains("<a href=\"%3Cb%3E.txt\">&lt;b&gt;.txt</a></td><td>5</td>"),
+            "{page}"
+        );
+        assert!(!page.contains("hidden") && !page.contains("upload_x"), "{page}");
+        let root_page = String::from_utf8(worker.list(Path::new("")).unwrap()).unwrap();
+        assert!(root_page.contains("<a href=\"docs/\">docs/</a>"), "{root_page}");
+        assert_eq!(
+            worker.list(Path::new("missing")).map(|_| ()).map_err(|e| e.error),
+            Err(HttpError::NotFound)
+        );
+        fs::remove_dir_all(root).unwrap();
     }
 }

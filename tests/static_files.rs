@@ -129,7 +129,12 @@ fn put_delete_and_other_known_methods_are_405_with_allow_get_head() {
     for method in ["PUT", "DELETE", "PATCH", "TRACE", "CONNECT"] {
         let response = exchange(&server, close_request(&server, method, "/index.html").as_bytes());
         assert_json_error(&response, 405);
-        assert_eq!(response.header("Allow"), Some("GET, HEAD, OPTIONS"), "{method}: {}", response.head);
+        assert_eq!(
+            response.header("Allow"),
+            Some("GET, HEAD, OPTIONS"),
+            "{method}: {}",
+            response.head
+        );
     }
 }
 
@@ -172,13 +177,21 @@ fn an_existing_file_with_an_unknown_extension_is_415_but_a_missing_one_is_404() 
 }
 
 #[test]
-fn a_directory_is_404_with_or_without_a_trailing_slash() {
+fn a_folder_without_its_slash_redirects_and_one_without_an_index_is_404() {
     let server = TestServer::start(&[]);
     std::fs::create_dir(server.root.join("sub")).unwrap();
     std::fs::write(server.root.join("sub").join("page.html"), b"<p>sub</p>").unwrap();
     std::fs::create_dir(server.root.join("dir.html")).unwrap();
     std::fs::create_dir(server.root.join("dir.png")).unwrap();
-    for path in ["/sub", "/sub/", "/dir.html", "/dir.png", "/dir.html/"] {
+    for (path, location) in
+        [("/sub", "/sub/"), ("/dir.html", "/dir.html/"), ("/dir.png?a=1", "/dir.png/?a=1")]
+    {
+        let response = server.get(path);
+        assert_eq!(response.status, 301, "{path}: {}", response.head);
+        assert_eq!(response.header("Location"), Some(location), "{path}");
+        assert_eq!(response.body, b"");
+    }
+    for path in ["/sub/", "/dir.html/", "/dir.png/"] {
         let response = server.get(path);
         assert_json_error(&response, 404);
     }
