@@ -4,6 +4,7 @@
 //! response can be.
 
 use crate::negotiate::Encodings;
+use crate::response::Validators;
 use crate::worker::FileMeta;
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -30,6 +31,8 @@ pub struct CachedFile {
     pub meta: FileMeta,
     /// The whole file, shared with the responses that send it.
     pub body: Rc<Vec<u8>>,
+    /// Its validators, made once.
+    pub validators: Validators,
     loaded: Instant,
 }
 
@@ -108,8 +111,9 @@ impl FileCache {
         self.total_bytes += body.len();
         self.count += 1;
         self.order.push_back((read_at, path.clone(), slot));
+        let validators = Validators::of(&meta);
         self.entries.entry(path).or_default()[slot] =
-            Some(CachedFile { meta, body, loaded: read_at });
+            Some(CachedFile { meta, body, validators, loaded: read_at });
     }
 
     /// Drops the entries older than the window, oldest first.

@@ -18,8 +18,8 @@ pub struct Shared {
     pub hosts: HostPolicy,
     /// How each file type is sent.
     pub mime: MimeTable,
-    /// The `Cache-Control` value of file responses.
-    pub cache_control: String,
+    /// The `Cache-Control` value of file responses; fixed for the life of the process.
+    pub cache_control: &'static str,
     /// Folders without an index are listed (`--list-dirs`), instead of 404.
     pub list_dirs: bool,
     /// Memory held by upload bodies, across connections and workers.
@@ -103,7 +103,7 @@ pub mod tests {
         let shared = Shared {
             hosts: HostPolicy::new(&config, config.addr),
             mime: MimeTable::default(),
-            cache_control: "no-cache".into(),
+            cache_control: "no-cache",
             list_dirs: false,
             uploads: BodyBudget::new(config.limits.max_buffered_body_bytes),
             pool,

@@ -9,7 +9,7 @@ use crate::context::Context;
 use crate::error::HttpError;
 use crate::http::{BodyFraming, Conditions, Method, Persistence, RequestHead};
 use crate::negotiate;
-use crate::response::{self, ErrorFormat, FileRequest, Response, Source};
+use crate::response::{self, ErrorFormat, FileRequest, Response, Source, Validators};
 use crate::routes::{self, Action};
 use crate::status::Status;
 use crate::worker::{FileCursor, JobError, OpenedFile, Output, Task};
@@ -61,7 +61,7 @@ impl Exchange {
     fn file_request<'a>(&'a self, ctx: &'a Context) -> FileRequest<'a> {
         FileRequest {
             conditions: &self.conditions,
-            cache_control: &ctx.shared.cache_control,
+            cache_control: ctx.shared.cache_control,
             errors: self.errors,
         }
     }
@@ -182,12 +182,10 @@ pub fn begin(head: RequestHead, origin: Origin, ctx: &Context) -> (Exchange, Dec
                 Some(file) => {
                     let source = Source::Memory(Rc::clone(&file.body));
                     debug!("{}: serving {} from memory", origin.peer, path.display());
-                    Decision::Respond(response::file(
-                        &exchange.file_request(ctx),
-                        &path,
-                        &file.meta,
-                        source,
-                    ))
+                    let request = exchange.file_request(ctx);
+                    let response =
+                        response::file(&request, &path, &file.meta, &file.validators, source);
+                    Decision::Respond(response)
                 }
                 None => {
                     // The first chunk is read ahead only when a full body is likely to be sent: not for
@@ -314,7 +312,7 @@ fn opened(exchange: &Exchange, file: OpenedFile, ctx: &mut Context) -> Response 
         }
         Some(file) => Source::Disk { first, file: Some(file) },
     };
-    response::file(&exchange.file_request(ctx), &path, &meta, source)
+    response::file(&exchange.file_request(ctx), &path, &meta, &Validators::of(&meta), source)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use crate::config::Limits;
 use crate::error::HttpError;
 use crate::status::Status;
-use std::borrow::Cow;
+use std::rc::Rc;
 
 /// Most header fields accepted in one request; more gets 431.
 pub const MAX_HEADERS: usize = 64;
@@ -410,8 +410,48 @@ impl Persistence {
     }
 }
 
-/// One response header field: a fixed name and a value that is usually fixed too.
-pub type Field = (&'static str, Cow<'static, str>);
+/// One response header field: a fixed name and its value.
+pub type Field = (&'static str, Value);
+
+/// A header field value: fixed text, text made for this response, or text shared with the cache (a file's
+/// validators), so that a cached file's response allocates nothing for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    /// Fixed text.
+    Static(&'static str),
+    /// Made for this response.
+    Owned(String),
+    /// Shared with the cache.
+    Shared(Rc<str>),
+}
+
+impl AsRef<str> for Value {
+    fn as_ref(&self) -> &str {
+        match self {
+            Value::Static(text) => text,
+            Value::Owned(text) => text,
+            Value::Shared(text) => text,
+        }
+    }
+}
+
+impl From<&'static str> for Value {
+    fn from(text: &'static str) -> Value {
+        Value::Static(text)
+    }
+}
+
+impl From<String> for Value {
+    fn from(text: String) -> Value {
+        Value::Owned(text)
+    }
+}
+
+impl From<Rc<str>> for Value {
+    fn from(text: Rc<str>) -> Value {
+        Value::Shared(text)
+    }
+}
 
 /// Room reserved for a response head before it is written, so a head costs at most one allocation. 256
 /// bytes: every head this server sends fits, long download names aside.

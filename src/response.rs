@@ -110,6 +110,30 @@ impl Response {
     }
 }
 
+/// Most header fields a file response carries (ETag, Last-Modified, Cache-Control, Vary, Accept-Ranges,
+/// Content-Encoding, Content-Disposition, Content-Type, Content-Range), so its list is allocated once.
+const FILE_FIELDS: usize = 9;
+
+/// A file's validators as header values, made once per file read and shared by the responses the cache
+/// answers with it.
+#[derive(Debug, Clone)]
+pub struct Validators {
+    /// The strong entity tag.
+    pub etag: Rc<str>,
+    /// The `Last-Modified` date.
+    pub last_modified: Rc<str>,
+}
+
+impl Validators {
+    /// The validators of a file.
+    pub fn of(meta: &FileMeta) -> Validators {
+        Validators {
+            etag: conditional::etag(meta).into(),
+            last_modified: conditional::last_modified(meta).into(),
+        }
+    }
+}
+
 /// What a file response depends on besides the file: the request, and the configuration. GET and HEAD
 /// get the same response; `encode` leaves out the body for HEAD.
 #[derive(Debug, Clone, Copy)]
@@ -117,7 +141,7 @@ pub struct FileRequest<'a> {
     /// Its conditional and range fields.
     pub conditions: &'a Conditions,
     /// The `Cache-Control` value of file responses (`--cache-control`).
-    pub cache_control: &'a str,
+    pub cache_control: &'static str,
     /// How a 412 or 416 is written.
     pub errors: ErrorFormat,
 }
@@ -133,17 +157,22 @@ pub enum Source {
 
 /// The response to a GET or HEAD of a file: 200, 206, 304, 412 or 416, after its preconditions (RFC 9110
 /// §13.2.2) and its Range (§14). HEAD is answered as GET would be, without the body (§9.3.2).
-pub fn file(request: &FileRequest, path: &Path, meta: &FileMeta, source: Source) -> Response {
-    let etag = conditional::etag(meta);
-    let mut fields = vec![
-        ("ETag", etag.clone().into()),
-        ("Last-Modified", conditional::last_modified(meta).into()),
-        ("Cache-Control", request.cache_control.to_owned().into()),
-    ];
+pub fn file(
+    request: &FileRequest,
+    path: &Path,
+    meta: &FileMeta,
+    validators: &Validators,
+    source: Source,
+) -> Response {
+    let etag = &*validators.etag;
+    let mut fields = Vec::with_capacity(FILE_FIELDS);
+    fields.push(("ETag", Rc::clone(&validators.etag).into()));
+    fields.push(("Last-Modified", Rc::clone(&validators.last_modified).into()));
+    fields.push(("Cache-Control", request.cache_control.into()));
     if meta.varies {
         fields.push(("Vary", "Accept-Encoding".into()));
     }
-    match conditional::evaluate(request.conditions, &etag, meta.mtime) {
+    match conditional::evaluate(request.conditions, etag, meta.mtime) {
         Precondition::Proceed => {}
         Precondition::NotModified => {
             return Response { status: Status::NOT_MODIFIED, fields, body: Body::Empty };
@@ -156,7 +185,7 @@ pub fn file(request: &FileRequest, path: &Path, meta: &FileMeta, source: Source)
             if conditions
                 .if_range
                 .as_deref()
-                .is_none_or(|v| conditional::if_range_holds(v, &etag, meta.mtime)) =>
+                .is_none_or(|v| conditional::if_range_holds(v, etag, meta.mtime)) =>
         {
             range::parse(range, meta.len)
         }
@@ -398,7 +427,8 @@ mod tests {
             errors: ErrorFormat::Json,
         };
         let meta = FileMeta::sample(10, FileKind { media_type: "text/plain", download: false });
-        file(&request, Path::new("a.txt"), &meta, Source::Memory(Rc::new(PAGE.to_vec())))
+        let source = Source::Memory(Rc::new(PAGE.to_vec()));
+        file(&request, Path::new("a.txt"), &meta, &Validators::of(&meta), source)
     }
 
     fn body(response: Response) -> Vec<u8> {
@@ -436,7 +466,7 @@ mod tests {
         for (path, kind, disposition) in cases {
             let meta = FileMeta::sample(3, kind);
             let source = Source::Memory(Rc::new(b"abc".to_vec()));
-            let response = file(&request, Path::new(path), &meta, source);
+            let response = file(&request, Path::new(path), &meta, &Validators::of(&meta), source);
             assert_eq!(response.status, Status::OK);
             let media_type =
                 if kind.download { "application/octet-stream" } else { kind.media_type };
@@ -546,7 +576,8 @@ mod tests {
             FileMeta::sample(1_000_000, FileKind { media_type: "image/png", download: true });
         let source =
             || Source::Disk { first: Vec::new(), file: std::fs::File::open("/dev/null").ok() };
-        let response = file(&request, Path::new("big.png"), &meta, source());
+        let validators = Validators::of(&meta);
+        let response = file(&request, Path::new("big.png"), &meta, &validators, source());
         assert_eq!(response.status, Status::PARTIAL_CONTENT);
         assert_eq!(field(&response, "Content-Range"), Some("bytes 5-999999/1000000"));
         assert!(matches!(response.body, Body::File { len: 999_995, rest: Some(_), .. }));
@@ -554,6 +585,7 @@ mod tests {
             &FileRequest { conditions: &Conditions::default(), ..request },
             Path::new("big.png"),
             &meta,
+            &validators,
             source(),
         );
         assert!(matches!(full.body, Body::File { len: 1_000_000, rest: Some(_), .. }));

@@ -97,7 +97,8 @@ impl Server {
         let shared = Shared {
             hosts: HostPolicy::new(&config, listener.local_addr()?),
             mime: config.mime,
-            cache_control: config.cache_control,
+            // Set once and sent on every file response: leaked, so responses borrow it without a copy.
+            cache_control: Box::leak(config.cache_control.into_boxed_str()),
             list_dirs: config.list_dirs,
             uploads: BodyBudget::new(config.limits.max_buffered_body_bytes),
             pool,
