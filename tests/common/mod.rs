@@ -354,3 +354,54 @@ pub fn curl(args: &[&str]) -> Option<std::process::Output> {
         Err(e) => panic!("running curl: {e}"),
     }
 }
+
+/// `METHOD TARGET HTTP/1.1` with this server's Host, the extra `fields`, and `Connection: close` if `close`.
+pub fn request_with_headers(
+    server: &TestServer,
+    method: &str,
+    target: &str,
+    fields: &[(&str, &str)],
+    close: bool,
+) -> String {
+    let mut raw = format!("{method} {target} HTTP/1.1\r\nHost: {}\r\n", server.host());
+    for (name, value) in fields {
+        raw.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if close {
+        raw.push_str("Connection: close\r\n");
+    }
+    raw.push_str("\r\n");
+    raw
+}
+
+/// Reads one response whose body, if any, is framed by Content-Length; a head without Content-Length (204,
+/// 304) is taken to have no body. `None` on a clean EOF before any byte. For HEAD use
+/// `read_response_head_only`.
+pub fn read_response_optional_length(stream: &mut impl Read) -> Option<Response> {
+    let mut response = read_response_head_only(stream)?;
+    if let Some(len) = response.header("Content-Length") {
+        let len: usize = len.parse().expect("a numeric Content-Length");
+        response.body = vec![0; len];
+        stream.read_exact(&mut response.body).expect("read body");
+    }
+    Some(response)
+}
+
+/// Sends `method target` with the extra `fields` and `Connection: close` on a fresh connection and reads
+/// the response: head only for HEAD, else as `read_response_optional_length`.
+pub fn exchange_with(
+    server: &TestServer,
+    method: &str,
+    target: &str,
+    fields: &[(&str, &str)],
+) -> Response {
+    let mut stream = server.connect();
+    let raw = request_with_headers(server, method, target, fields, true);
+    stream.write_all(raw.as_bytes()).expect("write the request");
+    if method == "HEAD" {
+        read_response_head_only(&mut stream)
+    } else {
+        read_response_optional_length(&mut stream)
+    }
+    .unwrap_or_else(|| panic!("no response to {method} {target} {fields:?}"))
+}
