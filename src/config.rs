@@ -1,8 +1,12 @@
 //! Run-time configuration: what the command line sets, and the limits every buffer, queue and wait obeys.
 
+use crate::access_log::Format;
+use crate::logging::Sink;
 use crate::mime::MimeTable;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Everything the server needs to know before it binds.
@@ -20,6 +24,10 @@ pub struct Config {
     pub allowed_hosts: Vec<String>,
     /// How each file type is sent (`--inline`, `--unknown-as-octet-stream`).
     pub mime: MimeTable,
+    /// Where the access log goes and in which format; `None` turns it off.
+    pub access_log: Option<(Sink, Format)>,
+    /// Raised by SIGHUP: the access log reopens its file.
+    pub reopen_logs: Arc<AtomicBool>,
     /// The `Cache-Control` value of file responses (`--cache-control`).
     pub cache_control: String,
     /// Folders without an index are listed (`--list-dirs`), instead of 404.

@@ -175,7 +175,7 @@ impl<T: Transport> Connection<T> {
         let peer = self.transport.peer();
         match self.take_state() {
             State::Idle => {
-                info!("{peer}: idle timeout, closing");
+                debug!("{peer}: idle timeout, closing");
                 self.close(ctx);
             }
             State::ReadingHead => {
@@ -368,6 +368,11 @@ impl<T: Transport> Connection<T> {
     /// Queues a final response; what remains of a file body streams through the workers afterwards.
     fn respond(&mut self, ctx: &Context, mut exchange: Exchange, response: Response) -> Step {
         exchange.status = response.status.code;
+        exchange.body_bytes = if response::has_body(&exchange.method, response.status) {
+            response.body.len()
+        } else {
+            0
+        };
         let rest =
             response.encode(&mut self.write_buf, &ctx.date, exchange.persistence, &exchange.method);
         self.start_writing(ctx, exchange, rest.map_or(Next::Done, Next::Chunk))
@@ -380,13 +385,10 @@ impl<T: Transport> Connection<T> {
 
     /// `Writing`: flush `write_buf` and the transport, then move on to what follows.
     fn write(&mut self, ctx: &mut Context) -> Step {
-        let State::Writing { exchange, .. } = &mut self.state else {
-            unreachable!("write outside Writing");
-        };
+        debug_assert!(matches!(self.state, State::Writing { .. }));
         let before = self.written;
         let drained = transport::drain(&mut self.transport, &self.write_buf, &mut self.written);
         if self.written > before {
-            exchange.sent += (self.written - before) as u64;
             self.deadline = Some(ctx.now + ctx.limits().write_timeout);
         }
         match drained {
@@ -411,8 +413,9 @@ impl<T: Transport> Connection<T> {
 
     /// The response is out: log it, then keep the connection for the next request or close it.
     fn finish_exchange(&mut self, ctx: &mut Context, exchange: Exchange) -> Step {
-        exchange.log_done(self.transport.peer());
-        if exchange.persistence.keeps_alive() {
+        let keep_alive = exchange.persistence.keeps_alive();
+        exchange.log_done(self.transport.peer(), ctx);
+        if keep_alive {
             // Idle connections hold no buffers, so tens of thousands of them stay cheap.
             self.inbox.release_if_empty();
             self.write_buf = Vec::new();

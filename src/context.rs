@@ -1,6 +1,7 @@
 //! What connections need while they run, split in two: `Shared`, fixed at startup and shared by every event
 //! loop, and `Context`, owned by one loop (its clock, its cache, its way back from the workers).
 
+use crate::access_log::AccessLog;
 use crate::budget::BodyBudget;
 use crate::cache::FileCache;
 use crate::config::Limits;
@@ -22,6 +23,8 @@ pub struct Shared {
     pub cache_control: &'static str,
     /// Folders without an index are listed (`--list-dirs`), instead of 404.
     pub list_dirs: bool,
+    /// Where each response is recorded; `None` when the access log is off.
+    pub access_log: Option<AccessLog>,
     /// Memory held by upload bodies, across connections and workers.
     pub uploads: Arc<BodyBudget>,
     /// Where blocking work goes.
@@ -34,6 +37,8 @@ pub struct Context {
     pub shared: Arc<Shared>,
     /// The time, cached once per loop pass.
     pub now: Instant,
+    /// The wall-clock time, read with `now`.
+    pub wall: SystemTime,
     /// The `Date` header value, refreshed when the second changes.
     pub date: String,
     date_second: u64,
@@ -48,6 +53,7 @@ impl Context {
     pub fn new(shared: Arc<Shared>, reply: Reply) -> Context {
         let mut ctx = Context {
             now: Instant::now(),
+            wall: SystemTime::now(),
             date: String::new(),
             date_second: 0,
             cache: FileCache::new(shared.limits.file_cache_window),
@@ -67,6 +73,7 @@ impl Context {
     pub fn tick(&mut self) {
         self.now = Instant::now();
         let wall = SystemTime::now();
+        self.wall = wall;
         let second = wall.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         if second != self.date_second {
             self.date_second = second;
@@ -94,6 +101,8 @@ pub mod tests {
             cache_control: "no-cache".into(),
             list_dirs: false,
             mime: MimeTable::default(),
+            access_log: None,
+            reopen_logs: Arc::default(),
             limits,
         };
         let (pool, jobs) = WorkerPool::without_workers(config.limits.max_queued_jobs);
@@ -105,6 +114,7 @@ pub mod tests {
             mime: MimeTable::default(),
             cache_control: "no-cache",
             list_dirs: false,
+            access_log: None,
             uploads: BodyBudget::new(config.limits.max_buffered_body_bytes),
             pool,
             limits: config.limits,

@@ -2,6 +2,7 @@
 //! body), and a finished job becomes the response. The connection carries the decisions out; nothing here
 //! touches a socket or a file. The exchange record kept here is what the access log reports.
 
+use crate::access_log::Entry;
 use crate::body::BodyDecoder;
 use crate::budget::{UploadBody, INITIAL_BODY_BYTES};
 use crate::config::Limits;
@@ -13,7 +14,7 @@ use crate::response::{self, ErrorFormat, FileRequest, Response, Source, Validato
 use crate::routes::{self, Action};
 use crate::status::Status;
 use crate::worker::{FileCursor, JobError, OpenedFile, Output, Task};
-use log::{debug, info, log, Level};
+use log::{debug, info};
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -37,8 +38,11 @@ pub struct Exchange {
     pub persistence: Persistence,
     /// The status of the final response head once it is queued; 0 before.
     pub status: u16,
-    /// Response bytes written so far.
-    pub sent: u64,
+    /// The body bytes of the final response: what the access log reports once it is out.
+    pub body_bytes: u64,
+    /// The `Referer` and `User-Agent` fields, for the access log.
+    pub referer: Option<String>,
+    pub user_agent: Option<String>,
 }
 
 impl Exchange {
@@ -53,7 +57,9 @@ impl Exchange {
             routine_404: false,
             persistence: Persistence::Close,
             status: 0,
-            sent: 0,
+            body_bytes: 0,
+            referer: None,
+            user_agent: None,
         }
     }
 
@@ -71,11 +77,26 @@ impl Exchange {
         self.status != 0
     }
 
-    /// The access line, once the response is out.
-    pub fn log_done(&self, peer: SocketAddr) {
-        let then = if self.persistence.keeps_alive() { "keep-alive" } else { "close" };
-        let level = if self.routine_404 && self.status == 404 { Level::Debug } else { Level::Info };
-        log!(level, "{peer} \"{}\" {} {} {then}", self.request_line, self.status, self.sent);
+    /// The response is out: its access-log line. A routine 404 is left out of the access log and noted in
+    /// the event log at debug, as servers are usually configured for `/favicon.ico`.
+    pub fn log_done(self, peer: SocketAddr, ctx: &Context) {
+        if self.routine_404 && self.status == 404 {
+            debug!("{peer}: \"{}\" 404 (not in the access log)", self.request_line);
+            return;
+        }
+        let Some(access_log) = &ctx.shared.access_log else {
+            return;
+        };
+        access_log.record(Entry {
+            client: peer.ip().to_canonical(),
+            user: None,
+            time: ctx.wall,
+            request_line: self.request_line,
+            status: self.status,
+            body_bytes: self.body_bytes,
+            referer: self.referer,
+            user_agent: self.user_agent,
+        });
     }
 }
 
@@ -145,7 +166,7 @@ pub struct Origin {
 }
 
 /// A complete head arrived: check it, route it, and decide what happens.
-pub fn begin(head: RequestHead, origin: Origin, ctx: &Context) -> (Exchange, Decision) {
+pub fn begin(mut head: RequestHead, origin: Origin, ctx: &Context) -> (Exchange, Decision) {
     let request_line =
         format!("{} {} HTTP/1.{}", head.method.as_str(), head.target, head.minor_version);
     debug!("{}: request \"{request_line}\"", origin.peer);
@@ -168,7 +189,9 @@ pub fn begin(head: RequestHead, origin: Origin, ctx: &Context) -> (Exchange, Dec
         routine_404: head.target == "/favicon.ico",
         persistence,
         status: 0,
-        sent: 0,
+        body_bytes: 0,
+        referer: head.referer.take(),
+        user_agent: head.user_agent.take(),
     };
     let decision = match action {
         Err(err) => Decision::Respond(response::error(err, None, exchange.errors)),

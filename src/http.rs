@@ -99,6 +99,10 @@ pub struct RequestHead {
     pub accept: Option<String>,
     /// `Accept-Encoding`, which decides whether a precompressed variant is sent.
     pub accept_encoding: Option<String>,
+    /// `Referer`, for the access log.
+    pub referer: Option<String>,
+    /// `User-Agent`, for the access log.
+    pub user_agent: Option<String>,
 }
 
 /// The fields that make a file request conditional or partial (RFC 9110 §13, §14), as sent.
@@ -164,6 +168,8 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(RequestHead, us
         conditions: Conditions::default(),
         accept: None,
         accept_encoding: None,
+        referer: None,
+        user_agent: None,
     };
     let mut hosts = 0;
     let mut content_length = None;
@@ -205,6 +211,10 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(RequestHead, us
             }
         } else if name.eq_ignore_ascii_case("accept") {
             head.accept = Some(value?.to_owned());
+        } else if name.eq_ignore_ascii_case("user-agent") {
+            head.user_agent = Some(String::from_utf8_lossy(field.value).into_owned());
+        } else if name.eq_ignore_ascii_case("referer") {
+            head.referer = Some(String::from_utf8_lossy(field.value).into_owned());
         } else if name.eq_ignore_ascii_case("accept-encoding") {
             head.accept_encoding = Some(value?.to_owned());
         } else if name.eq_ignore_ascii_case("expect") {

@@ -1,5 +1,6 @@
 //! A standalone HTTP/1.1 server on a single mio event loop, with a worker pool for blocking file work.
 
+pub mod access_log;
 pub mod body;
 mod budget;
 mod cache;
@@ -11,6 +12,7 @@ mod exchange;
 mod html;
 pub mod http;
 mod listing;
+pub mod logging;
 pub mod mime;
 mod negotiate;
 mod response;

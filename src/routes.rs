@@ -261,6 +261,8 @@ mod tests {
             allowed_hosts: allow.iter().map(|s| s.to_string()).collect(),
             cache_control: "no-cache".into(),
             list_dirs: false,
+            access_log: None,
+            reopen_logs: Default::default(),
             mime: MimeTable::default(),
             limits: Limits::default(),
         };

@@ -1,6 +1,7 @@
 //! The event loop: one `mio::Poll` owning the listener, every client socket (in a slab keyed by token) and
 //! the waker the worker pool uses to hand back completions.
 
+use crate::access_log::AccessLog;
 use crate::budget::BodyBudget;
 use crate::config::Config;
 use crate::connection::Connection;
@@ -15,6 +16,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -100,6 +102,10 @@ impl Server {
             // Set once and sent on every file response: leaked, so responses borrow it without a copy.
             cache_control: Box::leak(config.cache_control.into_boxed_str()),
             list_dirs: config.list_dirs,
+            access_log: match config.access_log {
+                Some((sink, format)) => Some(AccessLog::start(sink, format, config.reopen_logs)?),
+                None => None,
+            },
             uploads: BodyBudget::new(config.limits.max_buffered_body_bytes),
             pool,
             limits: config.limits,
@@ -127,10 +133,15 @@ impl Server {
         self.listener.local_addr()
     }
 
-    /// Runs the event loop. Returns only if polling itself fails.
-    pub fn run(mut self) -> io::Result<()> {
+    /// Runs the event loop until `stop` is raised (by SIGTERM or SIGINT), or polling itself fails.
+    pub fn run(mut self, stop: &AtomicBool) -> io::Result<()> {
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
         loop {
+            // The signal handler only raises the flag; a poll wakes at least every TICK to see it.
+            if stop.load(Ordering::Relaxed) {
+                info!("stopping on a signal");
+                return Ok(());
+            }
             // Connections that used up their turn have input waiting that no event will announce again.
             let timeout = if self.runnable.is_empty() { TICK } else { Duration::ZERO };
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
@@ -215,7 +226,7 @@ impl Server {
         }
         self.next_serial += 1;
         let id = ConnId { key, serial: self.next_serial };
-        info!("{peer}: new connection");
+        debug!("{peer}: new connection");
         entry.insert(Connection::new(id, transport, &self.ctx));
     }
 

@@ -79,30 +79,12 @@ impl TestServer {
             .expect("spawn http-server");
         let log = Arc::new(Mutex::new(String::new()));
         let (addr_tx, addr_rx) = mpsc::channel();
+        // Drain both streams for the server's whole life, so a full pipe never blocks its logging. The
+        // access log is on stdout, the event log (with the `listening on` line) on stderr.
         let stdout = child.stdout.take().expect("piped stdout");
-        let sink = Arc::clone(&log);
-        // Drain stdout for the server's whole life so a full pipe never blocks its logging.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(addr) = line.split("listening on ").nth(1) {
-                    let _ = addr_tx.send(addr.trim().to_owned());
-                }
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
+        drain_into(stdout, Arc::clone(&log), addr_tx.clone());
         let stderr = child.stderr.take().expect("piped stderr");
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
+        drain_into(stderr, Arc::clone(&log), addr_tx);
         let addr = match addr_rx.recv_timeout(Duration::from_secs(20)) {
             Ok(addr) => {
                 let bound: SocketAddr = addr.parse().expect("listening address");
@@ -189,6 +171,25 @@ impl Drop for TestServer {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.root);
     }
+}
+
+/// Appends every line of `stream` to `log`, and sends the address of a `listening on` line.
+fn drain_into(
+    stream: impl Read + Send + 'static,
+    log: Arc<Mutex<String>>,
+    addr: mpsc::Sender<String>,
+) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if let Some(bound) = line.split("listening on ").nth(1) {
+                let _ = addr.send(bound.trim().to_owned());
+            }
+            let mut log = log.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
 }
 
 /// Debug logging unless the test chose a level.
