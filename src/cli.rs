@@ -1,7 +1,10 @@
 //! The command line: the original's positional `[PORT] [HOST] [MAX_THREADS]`, the flag forms users of other
 //! static servers type (`-p 9000`), and an `HTTP_SERVER_*` environment variable for every option.
 
-use clap::{Parser, ValueEnum};
+use clap::builder::BoolishValueParser;
+use clap::error::ErrorKind;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 use http_server::access_log::Format;
 use log::LevelFilter;
 use std::path::PathBuf;
@@ -12,13 +15,13 @@ use std::time::Duration;
 #[command(name = "http-server", version)]
 pub struct Args {
     /// Port to listen on; 0 picks a free one [default: 8080].
-    #[arg(value_name = "PORT", conflicts_with = "port")]
+    #[arg(value_name = "PORT")]
     port_arg: Option<u16>,
     /// Address or host name to listen on [default: 127.0.0.1].
-    #[arg(value_name = "HOST", conflicts_with = "bind")]
+    #[arg(value_name = "HOST")]
     host_arg: Option<String>,
     /// Worker threads for file reads and upload writes [default: 10].
-    #[arg(value_name = "MAX_THREADS", conflicts_with = "threads", value_parser = threads)]
+    #[arg(value_name = "MAX_THREADS", value_parser = threads)]
     threads_arg: Option<u16>,
     /// Port to listen on (the flag form of PORT).
     #[arg(short, long, env = "HTTP_SERVER_PORT")]
@@ -69,16 +72,16 @@ pub struct Args {
     #[arg(long, value_name = "N", env = "HTTP_SERVER_MAX_CONNECTIONS", default_value_t = 16 * 1024)]
     pub max_connections: usize,
     /// Serve images and text inline with their real types instead of as downloads, as a file share would.
-    #[arg(long, env = "HTTP_SERVER_INLINE")]
+    #[arg(long, env = "HTTP_SERVER_INLINE", value_parser = BoolishValueParser::new())]
     pub inline: bool,
     /// Serve files whose type is outside the MIME table as application/octet-stream downloads, not 415.
-    #[arg(long, env = "HTTP_SERVER_UNKNOWN_AS_OCTET_STREAM")]
+    #[arg(long, env = "HTTP_SERVER_UNKNOWN_AS_OCTET_STREAM", value_parser = BoolishValueParser::new())]
     pub unknown_as_octet_stream: bool,
     /// The Cache-Control value of file responses; the default makes browsers revalidate (cheaply, with 304s).
     #[arg(long, value_name = "VALUE", env = "HTTP_SERVER_CACHE_CONTROL", default_value = "no-cache", value_parser = header_value)]
     pub cache_control: String,
     /// List the contents of folders that have no index.html, instead of answering 404.
-    #[arg(long, env = "HTTP_SERVER_LIST_DIRS")]
+    #[arg(long, env = "HTTP_SERVER_LIST_DIRS", value_parser = BoolishValueParser::new())]
     pub list_dirs: bool,
     /// Another name clients may use in the Host header (repeatable; comma-separated in the variable).
     #[arg(
@@ -91,6 +94,36 @@ pub struct Args {
 }
 
 impl Args {
+    /// Parses the command line and the environment, or exits with the usage and code 2.
+    pub fn from_env() -> Args {
+        match Args::try_from_iter(std::env::args_os()) {
+            Ok(args) => args,
+            Err(e) => e.exit(),
+        }
+    }
+
+    /// Parses `args` (the program name first) and the environment. A positional and its flag on the
+    /// command line both is an error; a variable from the environment yields to either.
+    pub fn try_from_iter<I, T>(args: I) -> Result<Args, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let mut command = Args::command();
+        let matches = command.try_get_matches_from_mut(args)?;
+        for (positional, flag) in
+            [("port_arg", "port"), ("host_arg", "bind"), ("threads_arg", "threads")]
+        {
+            let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+            if given(positional) && given(flag) {
+                let message =
+                    format!("the positional argument and --{flag} name the same setting; give one");
+                return Err(command.error(ErrorKind::ArgumentConflict, message));
+            }
+        }
+        Args::from_arg_matches(&matches).map_err(|e| e.format(&mut command))
+    }
+
     /// The port, from the positional or the flag.
     pub fn port(&self) -> u16 {
         self.port_arg.or(self.port).unwrap_or(8080)
@@ -202,7 +235,7 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Args, clap::Error> {
-        Args::try_parse_from(std::iter::once("http-server").chain(args.iter().copied()))
+        Args::try_from_iter(std::iter::once("http-server").chain(args.iter().copied()))
     }
 
     #[test]

@@ -214,7 +214,8 @@ impl<T> Drain<T> {
         match message {
             Message::Entry(entry) => {
                 // Looked at before every line, so nothing written after a SIGHUP goes to the old file.
-                if self.reopen.load(Ordering::Relaxed) && self.reopen.swap(false, Ordering::Relaxed) {
+                if self.reopen.load(Ordering::Relaxed) && self.reopen.swap(false, Ordering::Relaxed)
+                {
                     self.reopen_sink();
                 }
                 let mut line = std::mem::take(&mut self.line);

@@ -3,7 +3,6 @@
 
 mod cli;
 
-use clap::Parser;
 use cli::Args;
 use http_server::logging::{EventLog, Sink};
 use http_server::mime::MimeTable;
@@ -17,7 +16,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = Args::from_env();
     let events = match EventLog::install(args.log_level(), Arc::default()) {
         Ok(events) => events,
         Err(e) => {
@@ -104,10 +103,12 @@ fn run(args: Args) -> ExitCode {
     let server = match Server::bind(config) {
         Ok(server) => server,
         Err(StartError::Listen(e)) => {
+            log::logger().flush();
             eprintln!("error: cannot listen on {addr} (port {}): {e}", addr.port());
             return ExitCode::FAILURE;
         }
         Err(e) => {
+            log::logger().flush();
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
