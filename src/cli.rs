@@ -83,6 +83,24 @@ pub struct Args {
     /// List the contents of folders that have no index.html, instead of answering 404.
     #[arg(long, env = "HTTP_SERVER_LIST_DIRS", value_parser = BoolishValueParser::new())]
     pub list_dirs: bool,
+    /// A field added to every response, as `Name: value` (repeatable; newline-separated in the variable).
+    #[arg(long = "header", value_name = "FIELD", env = "HTTP_SERVER_HEADER", value_delimiter = '\n', value_parser = header_field)]
+    pub headers: Vec<(String, String)>,
+    /// Allow every origin (Access-Control-Allow-Origin: *) and answer CORS preflights.
+    #[arg(long, env = "HTTP_SERVER_CORS", value_parser = BoolishValueParser::new())]
+    pub cors: bool,
+    /// Require HTTP Basic credentials: USER:PASSWORD (repeatable).
+    #[arg(long, value_name = "USER:PASSWORD", env = "HTTP_SERVER_AUTH", value_delimiter = ',')]
+    pub auth: Vec<String>,
+    /// Require HTTP Basic credentials from a file of USER:HASH lines (hashes from --hash-password).
+    #[arg(long, value_name = "FILE", env = "HTTP_SERVER_AUTH_FILE")]
+    pub auth_file: Option<PathBuf>,
+    /// Ask for credentials only on POST /upload; everything else stays public.
+    #[arg(long, env = "HTTP_SERVER_AUTH_UPLOADS_ONLY", value_parser = BoolishValueParser::new())]
+    pub auth_uploads_only: bool,
+    /// Read a password from standard input, print its hash for an --auth-file line, and exit.
+    #[arg(long, exclusive = true)]
+    pub hash_password: bool,
     /// Another name clients may use in the Host header (repeatable; comma-separated in the variable).
     #[arg(
         long = "allow-host",
@@ -221,6 +239,30 @@ fn parse_seconds(text: &str, max: f64) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// `Name: value`, with a field name of token characters (RFC 9110 §5.1) that the server does not set
+/// itself, and a valid value.
+fn header_field(text: &str) -> Result<(String, String), String> {
+    /// Fields the server sets from the request and the file; a second copy would contradict it.
+    const OWN: &[&str] = &[
+        "content-length",
+        "content-type",
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "date",
+    ];
+    let (name, value) = text.split_once(':').ok_or("expected Name: value")?;
+    let name = name.trim();
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if name.is_empty() || !name.bytes().all(token) {
+        return Err(format!("{name:?} is not a valid field name"));
+    }
+    if OWN.iter().any(|own| own.eq_ignore_ascii_case(name)) {
+        return Err(format!("{name} is set by the server itself"));
+    }
+    Ok((name.to_owned(), header_value(value)?))
+}
+
 /// A header field value as RFC 9110 §5.5 allows it: visible ASCII, spaces and tabs, nothing that could
 /// end the field early.
 fn header_value(text: &str) -> Result<String, String> {
@@ -276,6 +318,28 @@ mod tests {
         }
         assert_eq!(seconds_or_zero(60.0)("0"), Ok(Duration::ZERO));
         assert!(threads("0").is_err() && threads("1025").is_err() && threads("1024").is_ok());
+    }
+
+    #[test]
+    fn header_fields_are_validated() {
+        assert_eq!(
+            header_field("X-Frame-Options: DENY"),
+            Ok(("X-Frame-Options".into(), "DENY".into()))
+        );
+        assert_eq!(
+            header_field("Strict-Transport-Security:max-age=63072000"),
+            Ok(("Strict-Transport-Security".into(), "max-age=63072000".into()))
+        );
+        for bad in [
+            "NoColon",
+            ": x",
+            "Bad Name: x",
+            "X-A: line\r\nInjected: 1",
+            "Content-Length: 5",
+            "X-Empty:",
+        ] {
+            assert!(header_field(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Run-time configuration: what the command line sets, and the limits every buffer, queue and wait obeys.
 
 use crate::access_log::Format;
+use crate::auth::Users;
 use crate::logging::Sink;
 use crate::mime::MimeTable;
 use std::net::SocketAddr;
@@ -28,6 +29,12 @@ pub struct Config {
     pub access_log: Option<(Sink, Format)>,
     /// Raised by SIGHUP: the access log reopens its file.
     pub reopen_logs: Arc<AtomicBool>,
+    /// Who may use the server; empty: everyone.
+    pub users: Users,
+    /// Answer CORS preflights and allow every origin (`--cors`).
+    pub cors: bool,
+    /// Fields added to every response (`--header`), already validated.
+    pub extra_headers: Vec<(String, String)>,
     /// The `Cache-Control` value of file responses (`--cache-control`).
     pub cache_control: String,
     /// Folders without an index are listed (`--list-dirs`), instead of 404.

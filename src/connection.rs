@@ -149,10 +149,11 @@ impl<T: Transport> Connection<T> {
             debug!("{}: dropping a completion it no longer waits for", self.transport.peer());
             return;
         }
-        let State::AwaitingWorker { exchange } = self.take_state() else {
+        let State::AwaitingWorker { mut exchange } = self.take_state() else {
             unreachable!("checked above")
         };
-        let step = match exchange::resume(&exchange, result, self.transport.peer(), ctx) {
+        let step = match exchange::resume(&mut exchange, result, self.transport.peer(), ctx) {
+            Resumption::Proceed(decision) => self.carry_out(ctx, exchange, decision),
             Resumption::Respond(response) => self.respond(ctx, exchange, response),
             Resumption::Stream { bytes, rest } => {
                 // The next chunk is asked for only once the last one is out.
@@ -283,6 +284,11 @@ impl<T: Transport> Connection<T> {
             served: self.served,
         };
         let (exchange, decision) = exchange::begin(head, origin, ctx);
+        self.carry_out(ctx, exchange, decision)
+    }
+
+    /// Does what `exchange` decided.
+    fn carry_out(&mut self, ctx: &mut Context, exchange: Exchange, decision: Decision) -> Step {
         match decision {
             Decision::Respond(response) => self.respond(ctx, exchange, response),
             Decision::Submit(task) => self.submit(ctx, exchange, task),
@@ -366,7 +372,8 @@ impl<T: Transport> Connection<T> {
     }
 
     /// Queues a final response; what remains of a file body streams through the workers afterwards.
-    fn respond(&mut self, ctx: &Context, mut exchange: Exchange, response: Response) -> Step {
+    fn respond(&mut self, ctx: &Context, mut exchange: Exchange, mut response: Response) -> Step {
+        response.add_fields(&ctx.shared.extra_headers);
         exchange.status = response.status.code;
         exchange.body_bytes = if response::has_body(&exchange.method, response.status) {
             response.body.len()

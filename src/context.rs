@@ -2,6 +2,7 @@
 //! loop, and `Context`, owned by one loop (its clock, its cache, its way back from the workers).
 
 use crate::access_log::AccessLog;
+use crate::auth::{Trusted, Users};
 use crate::budget::BodyBudget;
 use crate::cache::FileCache;
 use crate::config::Limits;
@@ -25,6 +26,12 @@ pub struct Shared {
     pub list_dirs: bool,
     /// Where each response is recorded; `None` when the access log is off.
     pub access_log: Option<AccessLog>,
+    /// Who may use the server (`--auth`, `--auth-file`); empty: everyone.
+    pub users: Users,
+    /// Answer CORS preflights (`--cors`).
+    pub cors: bool,
+    /// Fields every response carries (`--header`, and `Access-Control-Allow-Origin` with `--cors`).
+    pub extra_headers: Vec<(&'static str, &'static str)>,
     /// Memory held by upload bodies, across connections and workers.
     pub uploads: Arc<BodyBudget>,
     /// Where blocking work goes.
@@ -46,6 +53,8 @@ pub struct Context {
     pub cache: FileCache,
     /// How workers hand completions back to this loop.
     pub reply: Reply,
+    /// Credentials that lately passed a hash check.
+    pub trusted: Trusted,
 }
 
 impl Context {
@@ -57,6 +66,7 @@ impl Context {
             date: String::new(),
             date_second: 0,
             cache: FileCache::new(shared.limits.file_cache_window),
+            trusted: Trusted::default(),
             reply,
             shared,
         };
@@ -103,6 +113,9 @@ pub mod tests {
             mime: MimeTable::default(),
             access_log: None,
             reopen_logs: Arc::default(),
+            users: Default::default(),
+            cors: false,
+            extra_headers: Vec::new(),
             limits,
         };
         let (pool, jobs) = WorkerPool::without_workers(config.limits.max_queued_jobs);
@@ -115,6 +128,9 @@ pub mod tests {
             cache_control: "no-cache",
             list_dirs: false,
             access_log: None,
+            users: Users::default(),
+            cors: false,
+            extra_headers: Vec::new(),
             uploads: BodyBudget::new(config.limits.max_buffered_body_bytes),
             pool,
             limits: config.limits,

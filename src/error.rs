@@ -8,6 +8,8 @@ use std::io;
 pub enum HttpError {
     /// Malformed request line, headers, framing or encoding.
     BadRequest,
+    /// Credentials are required (`--auth`) and missing or wrong.
+    Unauthorized,
     /// Host names another server, or the path leaves the document root.
     Forbidden,
     /// No such file.
@@ -67,6 +69,7 @@ impl HttpError {
     pub fn status(self) -> Status {
         match self {
             HttpError::BadRequest => Status::BAD_REQUEST,
+            HttpError::Unauthorized => Status::UNAUTHORIZED,
             HttpError::Forbidden => Status::FORBIDDEN,
             HttpError::NotFound => Status::NOT_FOUND,
             HttpError::MethodNotAllowed(_) => Status::METHOD_NOT_ALLOWED,

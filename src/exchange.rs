@@ -3,6 +3,7 @@
 //! touches a socket or a file. The exchange record kept here is what the access log reports.
 
 use crate::access_log::Entry;
+use crate::auth::Check;
 use crate::body::BodyDecoder;
 use crate::budget::{UploadBody, INITIAL_BODY_BYTES};
 use crate::config::Limits;
@@ -43,6 +44,21 @@ pub struct Exchange {
     /// The `Referer` and `User-Agent` fields, for the access log.
     pub referer: Option<String>,
     pub user_agent: Option<String>,
+    /// The user who authenticated, for the access log.
+    pub user: Option<String>,
+    /// What happens once a worker has verified the credentials.
+    pub pending: Option<Box<Pending>>,
+}
+
+/// A decision held back until a password hash is verified.
+#[derive(Debug)]
+pub struct Pending {
+    /// What to do if the password matches.
+    decision: Decision,
+    /// The `Authorization` value, remembered once it passed.
+    authorization: String,
+    /// The user it names.
+    user: String,
 }
 
 impl Exchange {
@@ -60,6 +76,8 @@ impl Exchange {
             body_bytes: 0,
             referer: None,
             user_agent: None,
+            user: None,
+            pending: None,
         }
     }
 
@@ -89,7 +107,7 @@ impl Exchange {
         };
         access_log.record(Entry {
             client: peer.ip().to_canonical(),
-            user: None,
+            user: self.user,
             time: ctx.wall,
             request_line: self.request_line,
             status: self.status,
@@ -152,6 +170,8 @@ pub enum Resumption {
     Stream { bytes: Vec<u8>, rest: Option<FileCursor> },
     /// The head is already out and the body can't be finished: only closing tells the client.
     Abort,
+    /// Credentials passed: carry out the decision they held back.
+    Proceed(Decision),
 }
 
 /// Where the request came from, for Host checks, keep-alive and the log.
@@ -192,9 +212,21 @@ pub fn begin(mut head: RequestHead, origin: Origin, ctx: &Context) -> (Exchange,
         body_bytes: 0,
         referer: head.referer.take(),
         user_agent: head.user_agent.take(),
+        user: None,
+        pending: None,
     };
+    let preflight =
+        ctx.shared.cors && matches!(action, Ok(Action::Options(_))) && head.preflight.is_some();
+    let needs_credentials = !ctx.shared.users.is_empty()
+        && !preflight
+        && (!ctx.shared.users.uploads_only || action == Ok(Action::Upload));
+    let authorization = head.authorization.take();
     let decision = match action {
         Err(err) => Decision::Respond(response::error(err, None, exchange.errors)),
+        Ok(Action::Options(allow)) if preflight => {
+            let headers = head.preflight.as_ref().and_then(|p| p.headers.as_deref());
+            Decision::Respond(response::preflight(allow, headers))
+        }
         Ok(Action::Options(allow)) => Decision::Respond(response::options(allow)),
         Ok(Action::Upload) => start_upload(&head, &mut exchange, origin.peer, ctx),
         Ok(Action::File { path, kind, folder }) => {
@@ -224,7 +256,58 @@ pub fn begin(mut head: RequestHead, origin: Origin, ctx: &Context) -> (Exchange,
             }
         }
     };
+    if !needs_credentials {
+        return (exchange, decision);
+    }
+    let decision = authenticate(
+        &mut exchange,
+        authorization,
+        decision,
+        head.framing.has_body(),
+        origin.peer,
+        ctx,
+    );
     (exchange, decision)
+}
+
+/// Lets `decision` through only with valid credentials (`--auth`): at once for a plain password or one that
+/// passed lately, after a worker's hash check otherwise; else 401.
+fn authenticate(
+    exchange: &mut Exchange,
+    authorization: Option<String>,
+    decision: Decision,
+    has_body: bool,
+    peer: SocketAddr,
+    ctx: &Context,
+) -> Decision {
+    match ctx.shared.users.check(authorization.as_deref()) {
+        Check::Passed(user) => {
+            exchange.user = Some(user);
+            decision
+        }
+        Check::Verify { user, password, hash } => {
+            let authorization = authorization.unwrap_or_default();
+            if let Some(known) = ctx.trusted.get(&authorization, ctx.now) {
+                exchange.user = Some(known.to_owned());
+                return decision;
+            }
+            exchange.pending = Some(Box::new(Pending { decision, authorization, user }));
+            Decision::Submit(Task::Verify { password, hash })
+        }
+        Check::Failed { user } => {
+            // The password is never logged; the user name helps find a misconfigured client.
+            let who = user.map_or_else(
+                || "no credentials".to_owned(),
+                |u| format!("wrong credentials for user {u:?}"),
+            );
+            info!("{peer}: \"{}\" refused (401): {who}", exchange.request_line);
+            if has_body {
+                // The body won't be read.
+                exchange.persistence = Persistence::Close;
+            }
+            Decision::Respond(response::error(HttpError::Unauthorized, None, exchange.errors))
+        }
+    }
 }
 
 /// Keep-alive is decided here, once per request (RFC 9112 §9.3); errors that break framing may still
@@ -293,7 +376,7 @@ fn start_upload(
 
 /// A worker finished the job this exchange waited for.
 pub fn resume(
-    exchange: &Exchange,
+    exchange: &mut Exchange,
     result: Result<Output, JobError>,
     peer: SocketAddr,
     ctx: &mut Context,
@@ -302,6 +385,22 @@ pub fn resume(
         Ok(Output::Opened(file)) => Resumption::Respond(opened(exchange, file, ctx)),
         Ok(Output::Chunk { bytes, rest }) => Resumption::Stream { bytes, rest },
         Ok(Output::Saved { name }) => Resumption::Respond(response::created(&name)),
+        Ok(Output::Verified(passed)) => match exchange.pending.take() {
+            Some(pending) if passed => {
+                ctx.trusted.insert(pending.authorization, pending.user.clone(), ctx.now);
+                exchange.user = Some(pending.user);
+                Resumption::Proceed(pending.decision)
+            }
+            pending => {
+                let has_body =
+                    pending.is_some_and(|p| matches!(p.decision, Decision::ReadBody { .. }));
+                info!("{peer}: \"{}\" refused (401): wrong password", exchange.request_line);
+                if has_body {
+                    exchange.persistence = Persistence::Close;
+                }
+                Resumption::Respond(response::error(HttpError::Unauthorized, None, exchange.errors))
+            }
+        },
         Ok(Output::Listing { page }) => Resumption::Respond(response::listing(page)),
         // A folder named without its trailing slash: send the client to the folder, so relative links in
         // its index resolve inside it. (With the slash, the index itself was a folder: nothing to serve.)
@@ -459,16 +558,16 @@ mod tests {
         let mut exchange = Exchange::unparsed();
         let saved = Ok(Output::Saved { name: "upload_x.json".into() });
         assert!(matches!(
-            resume(&exchange, saved, peer, &mut ctx),
+            resume(&mut exchange, saved, peer, &mut ctx),
             Resumption::Respond(Response { status: Status::CREATED, .. })
         ));
         let failed = || Err(JobError::from(HttpError::NotFound));
         assert!(matches!(
-            resume(&exchange, failed(), peer, &mut ctx),
+            resume(&mut exchange, failed(), peer, &mut ctx),
             Resumption::Respond(Response { status: Status::NOT_FOUND, .. })
         ));
         exchange.status = 200;
-        assert!(matches!(resume(&exchange, failed(), peer, &mut ctx), Resumption::Abort));
+        assert!(matches!(resume(&mut exchange, failed(), peer, &mut ctx), Resumption::Abort));
     }
 
     #[test]

@@ -103,6 +103,19 @@ pub struct RequestHead {
     pub referer: Option<String>,
     /// `User-Agent`, for the access log.
     pub user_agent: Option<String>,
+    /// `Authorization`, for `--auth`.
+    pub authorization: Option<String>,
+    /// `Access-Control-Request-Method` and `-Headers`: this OPTIONS is a CORS preflight.
+    pub preflight: Option<Preflight>,
+}
+
+/// What a CORS preflight asks to be allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preflight {
+    /// `Access-Control-Request-Method`.
+    pub method: String,
+    /// `Access-Control-Request-Headers`, if sent.
+    pub headers: Option<String>,
 }
 
 /// The fields that make a file request conditional or partial (RFC 9110 §13, §14), as sent.
@@ -170,6 +183,8 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(RequestHead, us
         accept_encoding: None,
         referer: None,
         user_agent: None,
+        authorization: None,
+        preflight: None,
     };
     let mut hosts = 0;
     let mut content_length = None;
@@ -211,6 +226,18 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(RequestHead, us
             }
         } else if name.eq_ignore_ascii_case("accept") {
             head.accept = Some(value?.to_owned());
+        } else if name.eq_ignore_ascii_case("authorization") {
+            head.authorization = Some(value?.to_owned());
+        } else if name.eq_ignore_ascii_case("access-control-request-method") {
+            let method = value?.trim().to_owned();
+            head.preflight
+                .get_or_insert_with(|| Preflight { method: String::new(), headers: None })
+                .method = method;
+        } else if name.eq_ignore_ascii_case("access-control-request-headers") {
+            let headers = Some(value?.trim().to_owned());
+            head.preflight
+                .get_or_insert_with(|| Preflight { method: String::new(), headers: None })
+                .headers = headers;
         } else if name.eq_ignore_ascii_case("user-agent") {
             head.user_agent = Some(String::from_utf8_lossy(field.value).into_owned());
         } else if name.eq_ignore_ascii_case("referer") {

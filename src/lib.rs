@@ -1,6 +1,7 @@
 //! A standalone HTTP/1.1 server on a single mio event loop, with a worker pool for blocking file work.
 
 pub mod access_log;
+pub mod auth;
 pub mod body;
 mod budget;
 mod cache;

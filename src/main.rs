@@ -4,6 +4,7 @@
 mod cli;
 
 use cli::Args;
+use http_server::auth::{self, Users};
 use http_server::logging::{EventLog, Sink};
 use http_server::mime::MimeTable;
 use http_server::{Config, Limits, Server, StartError};
@@ -17,6 +18,9 @@ use std::sync::Arc;
 
 fn main() -> ExitCode {
     let args = Args::from_env();
+    if args.hash_password {
+        return print_hash();
+    }
     let events = match EventLog::install(args.log_level(), Arc::default()) {
         Ok(events) => events,
         Err(e) => {
@@ -73,11 +77,35 @@ fn run(args: Args) -> ExitCode {
         max_connections: fit_to_fd_limit(args.max_connections),
         ..Limits::default()
     };
+    let mut users = Users::default();
+    users.uploads_only = args.auth_uploads_only;
+    for pair in &args.auth {
+        if let Err(e) = users.add_plain(pair) {
+            eprintln!("error: --auth {pair:?}: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    if let Some(file) = &args.auth_file {
+        let added = std::fs::read_to_string(file)
+            .map_err(|e| e.to_string())
+            .and_then(|text| users.add_file(&text));
+        if let Err(e) = added {
+            eprintln!("error: --auth-file {}: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    }
+    if args.auth_uploads_only && users.is_empty() {
+        eprintln!("error: --auth-uploads-only needs --auth or --auth-file");
+        return ExitCode::from(2);
+    }
     let config = Config {
+        users,
+        cors: args.cors,
         addr,
         host_name: args.host().to_owned(),
         workers: args.threads(),
         access_log: access_log.map(|sink| (sink, args.access_log_format())),
+        extra_headers: args.headers,
         reopen_logs,
         root: args.root,
         allowed_hosts: args.allowed_hosts,
@@ -126,6 +154,30 @@ fn run(args: Args) -> ExitCode {
         }
         Err(e) => {
             log::error!("event loop failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--hash-password`: one line from standard input in, its Argon2 hash out.
+fn print_hash() -> ExitCode {
+    let mut password = String::new();
+    if let Err(e) = std::io::stdin().read_line(&mut password) {
+        eprintln!("error: cannot read the password: {e}");
+        return ExitCode::FAILURE;
+    }
+    let password = password.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        eprintln!("error: the password is empty");
+        return ExitCode::from(2);
+    }
+    match auth::hash(password) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }

@@ -6,7 +6,7 @@ mod range;
 
 use crate::error::{Allow, HttpError};
 use crate::html::escape_html;
-use crate::http::{self, Conditions, Field, Method, Persistence};
+use crate::http::{self, Conditions, Field, Method, Persistence, Value};
 use crate::routes;
 use crate::status::Status;
 use crate::worker::{FileCursor, FileMeta, Segment};
@@ -286,6 +286,32 @@ pub fn listing(page: Vec<u8>) -> Response {
     Response { status: Status::OK, fields, body: Body::Bytes(page) }
 }
 
+/// `204 No Content` to a CORS preflight: the methods of the resource, the headers asked for (or the usual
+/// ones), cacheable for a day.
+pub fn preflight(allow: Allow, headers: Option<&str>) -> Response {
+    let headers = headers
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b == b' ' || b == b',' || b == b'-' || b.is_ascii_alphanumeric())
+        })
+        .map_or(Value::Static("Content-Type, Authorization"), |h| Value::Owned(h.to_owned()));
+    let fields = vec![
+        ("Allow", allow.header_value().into()),
+        ("Access-Control-Allow-Methods", allow.header_value().into()),
+        ("Access-Control-Allow-Headers", headers),
+        ("Access-Control-Max-Age", "86400".into()),
+    ];
+    Response { status: Status::NO_CONTENT, fields, body: Body::Empty }
+}
+
+impl Response {
+    /// Adds the configured fields (`--header`, `--cors`) every response carries.
+    pub fn add_fields(&mut self, extra: &[(&'static str, &'static str)]) {
+        self.fields.extend(extra.iter().map(|&(name, value)| (name, Value::Static(value))));
+    }
+}
+
 /// `204 No Content` to OPTIONS, naming the methods the resource allows.
 pub fn options(allow: Allow) -> Response {
     Response {
@@ -347,6 +373,8 @@ pub fn error(err: HttpError, detail: Option<&str>, format: ErrorFormat) -> Respo
     match err {
         HttpError::MethodNotAllowed(allow) => fields.push(("Allow", allow.header_value().into())),
         HttpError::Unavailable => fields.push(("Retry-After", "1".into())),
+        HttpError::Unauthorized => fields
+            .push(("WWW-Authenticate", "Basic realm=\"http-server\", charset=\"UTF-8\"".into())),
         HttpError::RangeNotSatisfiable { len } => {
             fields.push(("Content-Range", format!("bytes */{len}").into()))
         }

@@ -263,6 +263,9 @@ mod tests {
             list_dirs: false,
             access_log: None,
             reopen_logs: Default::default(),
+            users: Default::default(),
+            cors: false,
+            extra_headers: Vec::new(),
             mime: MimeTable::default(),
             limits: Limits::default(),
         };

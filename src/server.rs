@@ -102,6 +102,9 @@ impl Server {
             // Set once and sent on every file response: leaked, so responses borrow it without a copy.
             cache_control: Box::leak(config.cache_control.into_boxed_str()),
             list_dirs: config.list_dirs,
+            users: config.users,
+            cors: config.cors,
+            extra_headers: static_fields(config.extra_headers, config.cors),
             access_log: match config.access_log {
                 Some((sink, format)) => Some(AccessLog::start(sink, format, config.reopen_logs)?),
                 None => None,
@@ -290,4 +293,18 @@ impl Server {
             }
         }
     }
+}
+
+/// The configured fields as the `'static` text responses borrow: set once, kept for the life of the process.
+fn static_fields(fields: Vec<(String, String)>, cors: bool) -> Vec<(&'static str, &'static str)> {
+    let mut fields: Vec<(&'static str, &'static str)> = fields
+        .into_iter()
+        .map(|(name, value)| {
+            (&*Box::leak(name.into_boxed_str()), &*Box::leak(value.into_boxed_str()))
+        })
+        .collect();
+    if cors {
+        fields.push(("Access-Control-Allow-Origin", "*"));
+    }
+    fields
 }

@@ -1,6 +1,7 @@
 //! The worker pool: the only code that blocks on the disk. Jobs come in over a bounded queue; each
 //! completion goes back over a channel, and the worker wakes the event loop.
 
+use crate::auth;
 use crate::budget::UploadBody;
 use crate::error::HttpError;
 use crate::listing;
@@ -62,6 +63,8 @@ pub enum Task {
     Read { file: FileCursor },
     /// Validate an upload as JSON and store it durably under a new name.
     Save { body: UploadBody },
+    /// Check a password against an Argon2 hash: slow on purpose, so never on the loop.
+    Verify { password: String, hash: String },
 }
 
 /// One piece of a body still to be sent: bytes made for it (multipart boundaries), or a span of the file.
@@ -164,6 +167,8 @@ pub enum Output {
     Chunk { bytes: Vec<u8>, rest: Option<FileCursor> },
     /// An upload was stored under `name` in the uploads folder.
     Saved { name: String },
+    /// Whether the password matched the hash.
+    Verified(bool),
 }
 
 /// The way back to one event loop: its completion channel and the waker that makes it look.
@@ -428,6 +433,7 @@ impl Worker {
                 Ok(Output::Chunk { bytes, rest })
             }
             Task::Save { body } => self.save(&body.bytes),
+            Task::Verify { password, hash } => Ok(Output::Verified(auth::verify(&password, &hash))),
         }
     }
 
