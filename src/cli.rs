@@ -101,6 +101,12 @@ pub struct Args {
     /// Read a password from standard input, print its hash for an --auth-file line, and exit.
     #[arg(long, exclusive = true)]
     pub hash_password: bool,
+    /// Print the completion script for SHELL and exit.
+    #[arg(long, value_name = "SHELL", exclusive = true)]
+    pub completions: Option<clap_complete::Shell>,
+    /// Print the manual page (roff) and exit.
+    #[arg(long, exclusive = true)]
+    pub man_page: bool,
     /// Another name clients may use in the Host header (repeatable; comma-separated in the variable).
     #[arg(
         long = "allow-host",
@@ -140,6 +146,16 @@ impl Args {
             }
         }
         Args::from_arg_matches(&matches).map_err(|e| e.format(&mut command))
+    }
+
+    /// Writes the completion script for `shell` to `out`.
+    pub fn write_completions(shell: clap_complete::Shell, out: &mut impl std::io::Write) {
+        clap_complete::generate(shell, &mut Args::command(), "http-server", out);
+    }
+
+    /// Writes the manual page to `out`.
+    pub fn write_man_page(out: &mut impl std::io::Write) -> std::io::Result<()> {
+        clap_mangen::Man::new(Args::command()).render(out)
     }
 
     /// The port, from the positional or the flag.
@@ -318,6 +334,21 @@ mod tests {
         }
         assert_eq!(seconds_or_zero(60.0)("0"), Ok(Duration::ZERO));
         assert!(threads("0").is_err() && threads("1025").is_err() && threads("1024").is_ok());
+    }
+
+    #[test]
+    fn completions_and_the_man_page_come_from_the_same_definition() {
+        let mut bash = Vec::new();
+        Args::write_completions(clap_complete::Shell::Bash, &mut bash);
+        let bash = String::from_utf8(bash).unwrap();
+        assert!(
+            bash.contains("--access-log-format") && bash.contains("--auth-uploads-only"),
+            "{bash}"
+        );
+        let mut man = Vec::new();
+        Args::write_man_page(&mut man).unwrap();
+        let man = String::from_utf8(man).unwrap();
+        assert!(man.contains(".TH http-server") && man.contains("access\\-log\\-format"), "{man}");
     }
 
     #[test]

@@ -21,6 +21,19 @@ fn main() -> ExitCode {
     if args.hash_password {
         return print_hash();
     }
+    if let Some(shell) = args.completions {
+        Args::write_completions(shell, &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
+    if args.man_page {
+        return match Args::write_man_page(&mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let events = match EventLog::install(args.log_level(), Arc::default()) {
         Ok(events) => events,
         Err(e) => {
