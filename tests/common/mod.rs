@@ -406,3 +406,201 @@ pub fn exchange_with(
     }
     .unwrap_or_else(|| panic!("no response to {method} {target} {fields:?}"))
 }
+
+/// Where a server started by `spawn_server` writes its stdout.
+enum StdoutMode {
+    /// Into `log()`, as `launch` does.
+    Drain,
+    /// A pipe whose read end is closed right after the spawn, so every write to it fails.
+    Close,
+    /// Wherever the caller's `Stdio` points (a file, say); only stderr reaches `log()`.
+    To(Stdio),
+}
+
+/// How long a server may take to exit on its own before a test gives up on it.
+pub const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl TestServer {
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends the signal `name` (`HUP`, `TERM`, `INT`, ...) to the server with `kill -s NAME PID`.
+    pub fn signal(&self, name: &str) {
+        let pid = self.pid().to_string();
+        let status = Command::new("kill").args(["-s", name, &pid]).status().expect("run kill");
+        assert!(status.success(), "kill -s {name} {pid}: {status}");
+    }
+
+    /// Waits up to `within` for the server to exit: its status, or `None` if it is still running.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// As `start`, but stdout is a pipe whose read end is closed at once: every write the server makes
+    /// there (the access log) fails. Only stderr reaches `log()`.
+    pub fn start_closing_stdout(extra: &[&str]) -> TestServer {
+        let root = TestServer::bundled_root();
+        let command = harness_command(&root, extra);
+        spawn_server(command, root, StdoutMode::Close)
+    }
+
+    /// As `start`, but stdout goes to `stdout` (a file, say) instead of `log()`, which has only stderr.
+    pub fn start_with_stdout(extra: &[&str], stdout: Stdio) -> TestServer {
+        let root = TestServer::bundled_root();
+        let command = harness_command(&root, extra);
+        spawn_server(command, root, StdoutMode::To(stdout))
+    }
+
+    /// Starts the binary with exactly `args` and `envs`, none of the harness's defaults (no port, host,
+    /// threads, root or log level: the test names what it needs, port 0 included), with `RUST_LOG` and
+    /// every `HTTP_SERVER_*` variable removed first. `{root}` in an argument or a value stands for a fresh
+    /// copy of the bundled resources (removed on drop). Waits for the `listening on` line.
+    pub fn start_command(args: &[&str], envs: &[(&str, &str)]) -> TestServer {
+        let root = TestServer::bundled_root();
+        let command = exact_command(&root, args, envs);
+        spawn_server(command, root, StdoutMode::Drain)
+    }
+}
+
+/// `http-server 0 127.0.0.1 4 --root ROOT EXTRA`, as `launch` builds it.
+fn harness_command(root: &Path, extra: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_http-server"));
+    command
+        .args(["0", "127.0.0.1", "4", "--root"])
+        .arg(root)
+        .args(extra)
+        .args(extra_log_level(extra))
+        .env_remove("RUST_LOG");
+    command
+}
+
+/// The binary with exactly `args` and `envs` (`{root}` replaced by `root`), RUST_LOG and HTTP_SERVER_*
+/// removed.
+fn exact_command(root: &Path, args: &[&str], envs: &[(&str, &str)]) -> Command {
+    let root = root.to_str().expect("a UTF-8 temporary root");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_http-server"));
+    command.env_remove("RUST_LOG");
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("HTTP_SERVER_") {
+            command.env_remove(name);
+        }
+    }
+    command.args(args.iter().map(|a| a.replace("{root}", root)));
+    for (name, value) in envs {
+        command.env(name, value.replace("{root}", root));
+    }
+    command
+}
+
+/// Spawns `command` over `root` (taken over: removed on drop), drains stderr (and stdout, as `stdout`
+/// says) into the log, and waits for the `listening on` line.
+fn spawn_server(mut command: Command, root: PathBuf, stdout: StdoutMode) -> TestServer {
+    let drain = matches!(stdout, StdoutMode::Drain);
+    let stdout_stdio = match stdout {
+        StdoutMode::To(stdio) => stdio,
+        StdoutMode::Drain | StdoutMode::Close => Stdio::piped(),
+    };
+    let spawned = command.stdout(stdout_stdio).stderr(Stdio::piped()).spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&root);
+            panic!("spawn http-server: {e}");
+        }
+    };
+    let log = Arc::new(Mutex::new(String::new()));
+    let (addr_tx, addr_rx) = mpsc::channel();
+    if drain {
+        let out = child.stdout.take().expect("piped stdout");
+        drain_into(out, Arc::clone(&log), addr_tx.clone());
+    } else {
+        // Closing the read end (for `Close`; `To` has none): the server's next write to it gets EPIPE.
+        drop(child.stdout.take());
+    }
+    let stderr = child.stderr.take().expect("piped stderr");
+    drain_into(stderr, Arc::clone(&log), addr_tx);
+    let addr = match addr_rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(addr) => {
+            let bound: SocketAddr = addr.parse().expect("listening address");
+            if bound.ip().is_unspecified() {
+                SocketAddr::from(([127, 0, 0, 1], bound.port()))
+            } else {
+                bound
+            }
+        }
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = std::fs::remove_dir_all(&root);
+            panic!("server did not report its address; log:\n{}", log.lock().unwrap());
+        }
+    };
+    TestServer { child, addr, root, log }
+}
+
+/// A run of the binary that ended by itself.
+#[derive(Debug)]
+pub struct Exited {
+    /// The exit code; `None` if a signal ended it.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the binary with exactly `args` and `envs` (as `TestServer::start_command`, `{root}` included) for a
+/// command line that should make it exit by itself, and returns how it ended and all it wrote. Panics if it
+/// is still running after EXIT_TIMEOUT.
+pub fn run_to_exit(args: &[&str], envs: &[(&str, &str)]) -> Exited {
+    let root = TestServer::bundled_root();
+    let mut command = exact_command(&root, args, envs);
+    let spawned = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&root);
+            panic!("spawn http-server: {e}");
+        }
+    };
+    fn read_all(mut stream: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = stream.read_to_end(&mut bytes);
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    }
+    let stdout = read_all(child.stdout.take().expect("piped stdout"));
+    let stderr = read_all(child.stderr.take().expect("piped stderr"));
+    let deadline = std::time::Instant::now() + EXIT_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break Some(status);
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let _ = std::fs::remove_dir_all(&root);
+    let exited = Exited {
+        code: status.and_then(|s| s.code()),
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    };
+    match status {
+        Some(_) => exited,
+        None => panic!("http-server {args:?} did not exit within {EXIT_TIMEOUT:?}: {exited:?}"),
+    }
+}
