@@ -1,9 +1,10 @@
 //! The access log: one line per response, in Common or Combined Log Format or as JSON, written by its own
 //! thread (`logging::Writer`), so a slow or broken sink costs the loop nothing but a dropped line.
 
+use crate::http::push_decimal;
 use crate::logging::{Sink, Writer};
-use std::fmt::Write as _;
-use std::io;
+use std::cell::RefCell;
+use std::io::{self, Write as _};
 use std::net::IpAddr;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -70,19 +71,17 @@ impl AccessLog {
 }
 
 fn common(entry: Entry, out: &mut Vec<u8>) {
-    let line = common_part(&entry);
-    out.extend_from_slice(line.as_bytes());
+    common_part(&entry, out);
     out.push(b'\n');
 }
 
 fn combined(entry: Entry, out: &mut Vec<u8>) {
-    let mut line = common_part(&entry);
-    line.push_str(" \"");
-    quote_into(&mut line, entry.referer.as_deref().unwrap_or("-"));
-    line.push_str("\" \"");
-    quote_into(&mut line, entry.user_agent.as_deref().unwrap_or("-"));
-    line.push_str("\"\n");
-    out.extend_from_slice(line.as_bytes());
+    common_part(&entry, out);
+    out.extend_from_slice(b" \"");
+    quote_into(out, entry.referer.as_deref().unwrap_or("-"));
+    out.extend_from_slice(b"\" \"");
+    quote_into(out, entry.user_agent.as_deref().unwrap_or("-"));
+    out.extend_from_slice(b"\"\n");
 }
 
 fn json(entry: Entry, out: &mut Vec<u8>) {
@@ -101,39 +100,78 @@ fn json(entry: Entry, out: &mut Vec<u8>) {
 }
 
 /// `host - user [time] "request" status bytes`, bytes `-` when there were none (as Apache writes it).
-fn common_part(entry: &Entry) -> String {
-    let mut line = String::with_capacity(160);
-    let user = entry.user.as_deref().unwrap_or("-");
-    let _ = write!(line, "{} - ", entry.client);
-    quote_into(&mut line, if user.is_empty() { "-" } else { user });
-    let _ = write!(line, " [{}] \"", clf_time(entry.time));
-    quote_into(&mut line, &entry.request_line);
-    let _ = write!(line, "\" {} ", entry.status);
-    if entry.body_bytes == 0 {
-        line.push('-');
-    } else {
-        let _ = write!(line, "{}", entry.body_bytes);
+fn common_part(entry: &Entry, out: &mut Vec<u8>) {
+    // Written byte by byte: the formatting machinery would cost more than the rest of the line.
+    match entry.client {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                push_decimal(out, u64::from(octet));
+            }
+        }
+        IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
     }
-    line
+    out.extend_from_slice(b" - ");
+    match entry.user.as_deref() {
+        Some(user) if !user.is_empty() => quote_into(out, user),
+        _ => out.push(b'-'),
+    }
+    out.extend_from_slice(b" [");
+    with_clf_time(entry.time, |time| out.extend_from_slice(time.as_bytes()));
+    out.extend_from_slice(b"] \"");
+    quote_into(out, &entry.request_line);
+    out.extend_from_slice(b"\" ");
+    push_decimal(out, u64::from(entry.status));
+    out.push(b' ');
+    if entry.body_bytes == 0 {
+        out.push(b'-');
+    } else {
+        push_decimal(out, entry.body_bytes);
+    }
 }
 
 /// Text from the client, made safe inside a quoted log field: `"` and `\` are escaped, control bytes and
 /// anything outside printable ASCII become `\xHH`, so no client can forge a line or break a parser.
-fn quote_into(line: &mut String, text: &str) {
+fn quote_into(out: &mut Vec<u8>, text: &str) {
     for byte in text.bytes() {
         match byte {
-            b'"' => line.push_str("\\\""),
-            b'\\' => line.push_str("\\\\"),
-            b' '..=b'~' => line.push(char::from(byte)),
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b' '..=b'~' => out.push(byte),
             _ => {
-                let _ = write!(line, "\\x{byte:02x}");
+                let _ = write!(out, "\\x{byte:02x}");
             }
         }
     }
 }
 
+thread_local! {
+    /// The last second formatted, and its text: lines come many to a second, from one writer thread.
+    static LAST_SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+}
+
 /// `01/Dec/2026:18:14:31 +0000`.
 fn clf_time(at: SystemTime) -> String {
+    with_clf_time(at, str::to_owned)
+}
+
+/// Calls `use_it` with the time's text, formatted once per second.
+fn with_clf_time<R>(at: SystemTime, use_it: impl FnOnce(&str) -> R) -> R {
+    let second = at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    LAST_SECOND.with_borrow_mut(|(last, text)| {
+        if *last != second {
+            *last = second;
+            *text = format_clf_time(at);
+        }
+        use_it(text)
+    })
+}
+
+fn format_clf_time(at: SystemTime) -> String {
     const MONTHS: [&str; 12] =
         ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let at = time::OffsetDateTime::from(at);

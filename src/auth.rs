@@ -68,8 +68,11 @@ impl Users {
                 continue;
             }
             let (user, hash) = split_pair(line).map_err(|e| format!("line {}: {e}", n + 1))?;
-            PasswordHash::new(hash)
+            let parsed = PasswordHash::new(hash)
                 .map_err(|e| format!("line {}: not an Argon2 hash: {e}", n + 1))?;
+            if !["argon2id", "argon2i", "argon2d"].contains(&parsed.algorithm.as_str()) {
+                return Err(format!("line {}: not an Argon2 hash but {}", n + 1, parsed.algorithm));
+            }
             self.users.insert(user.to_owned(), Secret::Hash(hash.to_owned()));
         }
         if self.decoy.is_none() {
@@ -215,6 +218,8 @@ mod tests {
             matches!(users.check(Some(&basic("carol:x"))), Check::Verify { user, .. } if user == "carol")
         );
         assert!(users.add_file("dave:plaintext").is_err());
+        let scrypt = "erin:$scrypt$ln=16,r=8,p=1$aM15713r3Xsvxbi31lqr1Q$nFNh2CVHVjNldFVKDHDlm4CbdRSCdEBsjjJxD+iCs5E";
+        assert!(users.add_file(scrypt).is_err_and(|e| e.contains("not an Argon2 hash")));
         assert!(users.add_plain("nopassword").is_err() && users.add_plain(":x").is_err());
     }
 

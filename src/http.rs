@@ -537,7 +537,7 @@ pub fn write_head(
 }
 
 /// Appends `n` in decimal: the formatting machinery costs more than the whole rest of a head.
-fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     loop {

@@ -12,13 +12,16 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
 
 /// Longest a written line waits in the writer's buffer before it is flushed. 1 s.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long a writer sleeps when its queue is empty: the most a line waits before it is taken. 20 ms.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 /// Bytes the writer gathers before it writes. 64 KiB: one write per many lines under load.
 const BUFFER_BYTES: usize = 64 * 1024;
@@ -180,32 +183,32 @@ impl<T> Drain<T> {
     fn run(mut self, entries: Receiver<Message<T>>) {
         let mut last_flush = Instant::now();
         loop {
-            let wait = FLUSH_INTERVAL.saturating_sub(last_flush.elapsed());
-            match entries.recv_timeout(wait) {
-                Ok(message) => {
-                    self.handle(message);
-                    // Take what else is waiting, in one buffered batch, up to one queue's worth.
-                    for message in entries.try_iter().take(self.batch) {
+            // Take what is waiting in one buffered batch, up to one queue's worth, then sleep: a writer
+            // blocked in `recv` would be woken (a futex call) for every single line the loop sends.
+            let mut taken = 0;
+            while taken < self.batch {
+                match entries.try_recv() {
+                    Ok(message) => {
                         self.handle(message);
+                        taken += 1;
                     }
-                    if self.eager {
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
                         self.flush();
-                        last_flush = Instant::now();
+                        self.report_dropped();
+                        return;
                     }
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
-                    self.flush();
-                    self.report_dropped();
-                    return;
                 }
             }
-            if last_flush.elapsed() >= FLUSH_INTERVAL {
+            if (self.eager && taken > 0) || last_flush.elapsed() >= FLUSH_INTERVAL {
                 self.flush();
                 last_flush = Instant::now();
             }
             if self.reopen.swap(false, Ordering::Relaxed) {
                 self.reopen_sink();
+            }
+            if taken < self.batch {
+                thread::sleep(POLL_INTERVAL);
             }
         }
     }
