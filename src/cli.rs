@@ -90,7 +90,7 @@ pub struct Args {
     #[arg(long, env = "HTTP_SERVER_CORS", value_parser = BoolishValueParser::new())]
     pub cors: bool,
     /// Require HTTP Basic credentials: USER:PASSWORD (repeatable).
-    #[arg(long, value_name = "USER:PASSWORD", env = "HTTP_SERVER_AUTH", value_delimiter = ',')]
+    #[arg(long, value_name = "USER:PASSWORD", env = "HTTP_SERVER_AUTH")]
     pub auth: Vec<String>,
     /// Require HTTP Basic credentials from a file of USER:HASH lines (hashes from --hash-password).
     #[arg(long, value_name = "FILE", env = "HTTP_SERVER_AUTH_FILE")]
@@ -260,12 +260,24 @@ fn parse_seconds(text: &str, max: f64) -> Result<Duration, String> {
 fn header_field(text: &str) -> Result<(String, String), String> {
     /// Fields the server sets from the request and the file; a second copy would contradict it.
     const OWN: &[&str] = &[
-        "content-length",
-        "content-type",
+        "accept-ranges",
+        "access-control-allow-origin",
+        "allow",
         "connection",
-        "keep-alive",
-        "transfer-encoding",
+        "content-disposition",
+        "content-encoding",
+        "content-length",
+        "content-range",
+        "content-type",
         "date",
+        "etag",
+        "keep-alive",
+        "last-modified",
+        "location",
+        "server",
+        "transfer-encoding",
+        "vary",
+        "www-authenticate",
     ];
     let (name, value) = text.split_once(':').ok_or("expected Name: value")?;
     let name = name.trim();
@@ -282,10 +294,11 @@ fn header_field(text: &str) -> Result<(String, String), String> {
 /// A header field value as RFC 9110 §5.5 allows it: visible ASCII, spaces and tabs, nothing that could
 /// end the field early.
 fn header_value(text: &str) -> Result<String, String> {
+    let text = text.trim();
     if text.is_empty() || !text.bytes().all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic()) {
-        return Err("must be visible ASCII (spaces and tabs allowed)".into());
+        return Err("must be visible ASCII (spaces and tabs allowed), and not empty".into());
     }
-    Ok(text.trim().to_owned())
+    Ok(text.to_owned())
 }
 
 #[cfg(test)]
@@ -368,6 +381,9 @@ mod tests {
             "X-A: line\r\nInjected: 1",
             "Content-Length: 5",
             "X-Empty:",
+            "X-Blank:   ",
+            "ETag: x",
+            "Vary: *",
         ] {
             assert!(header_field(bad).is_err(), "{bad:?}");
         }

@@ -59,6 +59,9 @@ pub struct Pending {
     authorization: String,
     /// The user it names.
     user: String,
+    /// The connection's future if the password matches. Until then it is `Close` when a body follows the
+    /// head: any failure (a full queue, a wrong password) answers without reading that body.
+    persistence: Persistence,
 }
 
 impl Exchange {
@@ -105,17 +108,36 @@ impl Exchange {
         let Some(access_log) = &ctx.shared.access_log else {
             return;
         };
+        // Client text is cut to a bound, so a stalled sink's full queue can't hold much memory.
         access_log.record(Entry {
             client: peer.ip().to_canonical(),
-            user: self.user,
+            user: self.user.map(|u| truncated(u, MAX_LOGGED_FIELD)),
             time: ctx.wall,
-            request_line: self.request_line,
+            request_line: truncated(self.request_line, MAX_LOGGED_REQUEST_LINE),
             status: self.status,
             body_bytes: self.body_bytes,
-            referer: self.referer,
-            user_agent: self.user_agent,
+            referer: self.referer.map(|r| truncated(r, MAX_LOGGED_FIELD)),
+            user_agent: self.user_agent.map(|u| truncated(u, MAX_LOGGED_FIELD)),
         });
     }
+}
+
+/// Longest Referer, User-Agent or user name the access log keeps. 1 KiB.
+const MAX_LOGGED_FIELD: usize = 1024;
+
+/// Longest request line the access log keeps. 2 KiB.
+const MAX_LOGGED_REQUEST_LINE: usize = 2048;
+
+/// `text` cut to at most `max` bytes, at a character boundary.
+fn truncated(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
 }
 
 /// An upload body on its way in.
@@ -215,8 +237,9 @@ pub fn begin(mut head: RequestHead, origin: Origin, ctx: &Context) -> (Exchange,
         user: None,
         pending: None,
     };
-    let preflight =
-        ctx.shared.cors && matches!(action, Ok(Action::Options(_))) && head.preflight.is_some();
+    let preflight = ctx.shared.cors
+        && matches!(action, Ok(Action::Options(_)))
+        && head.preflight.as_ref().is_some_and(|p| !p.method.is_empty());
     let needs_credentials = !ctx.shared.users.is_empty()
         && !preflight
         && (!ctx.shared.users.uploads_only || action == Ok(Action::Upload));
@@ -291,7 +314,12 @@ fn authenticate(
                 exchange.user = Some(known.to_owned());
                 return decision;
             }
-            exchange.pending = Some(Box::new(Pending { decision, authorization, user }));
+            let persistence = exchange.persistence;
+            if has_body {
+                exchange.persistence = Persistence::Close;
+            }
+            exchange.pending =
+                Some(Box::new(Pending { decision, authorization, user, persistence }));
             Decision::Submit(Task::Verify { password, hash })
         }
         Check::Failed { user } => {
@@ -387,31 +415,29 @@ pub fn resume(
         Ok(Output::Saved { name }) => Resumption::Respond(response::created(&name)),
         Ok(Output::Verified(passed)) => match exchange.pending.take() {
             Some(pending) if passed => {
-                ctx.trusted.insert(pending.authorization, pending.user.clone(), ctx.now);
-                exchange.user = Some(pending.user);
-                Resumption::Proceed(pending.decision)
-            }
-            pending => {
-                let has_body =
-                    pending.is_some_and(|p| matches!(p.decision, Decision::ReadBody { .. }));
-                info!("{peer}: \"{}\" refused (401): wrong password", exchange.request_line);
-                if has_body {
-                    exchange.persistence = Persistence::Close;
+                let Pending { mut decision, authorization, user, persistence } = *pending;
+                ctx.trusted.insert(authorization, user.clone(), ctx.now);
+                exchange.user = Some(user);
+                exchange.persistence = persistence;
+                // The body's time starts now, not while the password was being checked.
+                if let Decision::ReadBody { upload, .. } = &mut decision {
+                    upload.started = ctx.now;
                 }
+                Resumption::Proceed(decision)
+            }
+            _ => {
+                info!("{peer}: \"{}\" refused (401): wrong password", exchange.request_line);
                 Resumption::Respond(response::error(HttpError::Unauthorized, None, exchange.errors))
             }
         },
         Ok(Output::Listing { page }) => Resumption::Respond(response::listing(page)),
         // A folder named without its trailing slash: send the client to the folder, so relative links in
         // its index resolve inside it. (With the slash, the index itself was a folder: nothing to serve.)
-        Ok(Output::Folder) => match exchange.target.split_once('?') {
-            _ if exchange.target.split(['?', '#']).next().is_some_and(|p| p.ends_with('/')) => {
+        Ok(Output::Folder) => match folder_location(&exchange.target) {
+            Some(location) => Resumption::Respond(response::redirect(location)),
+            None => {
                 Resumption::Respond(response::error(HttpError::NotFound, None, exchange.errors))
             }
-            Some((path, query)) => {
-                Resumption::Respond(response::redirect(format!("{path}/?{query}")))
-            }
-            None => Resumption::Respond(response::redirect(format!("{}/", exchange.target))),
         },
         Err(_) if exchange.head_sent() => {
             info!("{peer}: \"{}\" aborted mid-response", exchange.request_line);
@@ -421,6 +447,22 @@ pub fn resume(
             Resumption::Respond(response::error(error, detail.as_deref(), exchange.errors))
         }
     }
+}
+
+/// Where a folder asked for without its slash lives: the same path with one leading slash (so `//name`
+/// can't become a link to another host) and a trailing one, and the query kept. `None` when the target already
+/// ends in a slash (its index was a folder: nothing to serve).
+fn folder_location(target: &str) -> Option<String> {
+    let (path, query) = match target.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (target, None),
+    };
+    let path = path.split('#').next().unwrap_or(path);
+    if path.ends_with('/') {
+        return None;
+    }
+    let query = query.map(|q| format!("?{}", q.split('#').next().unwrap_or(q))).unwrap_or_default();
+    Some(format!("/{}/{query}", path.trim_start_matches('/')))
 }
 
 /// The response to a file a worker opened; a file read whole is kept in the cache for the next requests.
@@ -511,6 +553,22 @@ mod tests {
         ];
         for (raw, want, persistence) in cases {
             assert_eq!(decide(&raw, 1, &ctx), (want.to_owned(), persistence), "{raw}");
+        }
+    }
+
+    #[test]
+    fn a_folder_redirect_stays_on_this_host_and_keeps_the_query() {
+        let cases = [
+            ("/docs", Some("/docs/")),
+            ("/docs?x=1&y", Some("/docs/?x=1&y")),
+            ("//evil.example", Some("/evil.example/")),
+            ("///a//b", Some("/a//b/")),
+            ("/docs#frag", Some("/docs/")),
+            ("/docs/", None),
+            ("/docs/?x", None),
+        ];
+        for (target, want) in cases {
+            assert_eq!(folder_location(target).as_deref(), want, "{target}");
         }
     }
 

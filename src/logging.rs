@@ -116,6 +116,7 @@ impl<T: Send + 'static> Writer<T> {
             line: Vec::new(),
             failing: false,
             eager,
+            unflushed: 0,
             batch: capacity,
         };
         let thread = thread::Builder::new()
@@ -175,6 +176,8 @@ struct Drain<T> {
     failing: bool,
     /// Flush whenever the queue runs dry.
     eager: bool,
+    /// Lines in the buffer since the last flush that succeeded: lost if the sink fails.
+    unflushed: u64,
     /// Most entries taken in one batch: the queue's capacity.
     batch: usize,
 }
@@ -207,6 +210,10 @@ impl<T> Drain<T> {
             if self.reopen.swap(false, Ordering::Relaxed) {
                 self.reopen_sink();
             }
+            // The queue ran dry: if lines were dropped while it was full, the sink has caught up. Say so.
+            if taken < self.batch && !self.failing {
+                self.report_dropped();
+            }
             if taken < self.batch {
                 thread::sleep(POLL_INTERVAL);
             }
@@ -236,29 +243,36 @@ impl<T> Drain<T> {
 
     fn emit(&mut self, line: &[u8]) {
         match self.out.write_all(line) {
-            Ok(()) if self.failing => {
-                self.failing = false;
-                self.report_dropped();
-            }
-            Ok(()) => {}
+            Ok(()) => self.unflushed += 1,
             Err(_) => self.fail(),
         }
     }
 
+    /// Pushes the buffer to the sink. The first flush that succeeds after a failure reports what was lost.
     fn flush(&mut self) {
-        if self.out.flush().is_err() {
-            self.fail();
+        match self.out.flush() {
+            Ok(()) => {
+                self.unflushed = 0;
+                if self.failing {
+                    self.failing = false;
+                    self.report_dropped();
+                }
+            }
+            Err(_) => self.fail(),
         }
     }
 
-    /// A write failed (a closed pipe, a full disk): what the buffer held is lost and counted, and the server
-    /// goes on.
+    /// A write failed (a closed pipe, a full disk): the lines the buffer held are lost and counted, and the
+    /// server goes on.
     fn fail(&mut self) {
         self.failing = true;
-        self.dropped.fetch_add(1, Ordering::Relaxed);
-        // A BufWriter whose inner writer failed keeps its data; start afresh so it can't grow without bound.
+        self.dropped.fetch_add(self.unflushed.max(1), Ordering::Relaxed);
+        self.unflushed = 0;
+        // Start afresh, discarding the buffer: it would retry the failed sink and could grow without bound.
         if let Ok(output) = self.sink.open() {
-            self.out = BufWriter::with_capacity(BUFFER_BYTES, output);
+            let failed =
+                std::mem::replace(&mut self.out, BufWriter::with_capacity(BUFFER_BYTES, output));
+            drop(failed.into_parts());
         }
     }
 

@@ -107,6 +107,10 @@ fn run(args: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    if (!args.auth.is_empty() || args.auth_file.is_some()) && users.is_empty() {
+        eprintln!("error: --auth-file names no users: nobody could sign in");
+        return ExitCode::from(2);
+    }
     if args.auth_uploads_only && users.is_empty() {
         eprintln!("error: --auth-uploads-only needs --auth or --auth-file");
         return ExitCode::from(2);

@@ -258,12 +258,18 @@ pub struct WorkerPool {
 /// Least time between two pool warnings. 1 s.
 const WARNING_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Counters shared with the workers, for status lines.
+/// Counters shared with the workers, for status lines and admission.
 #[derive(Debug, Default)]
 struct PoolStats {
     busy: AtomicUsize,
     queued: AtomicUsize,
+    /// Password checks queued or running.
+    verifying: AtomicUsize,
 }
+
+/// Password checks queued or running at once; more get 503. 8: each costs about 19 MiB and tens of
+/// milliseconds, so a flood of guessed credentials takes at most 8 workers' time and never starves file work.
+const MAX_VERIFYING: usize = 8;
 
 impl WorkerPool {
     /// Starts `size` workers that admit new work while fewer than `capacity` jobs wait.
@@ -314,6 +320,11 @@ impl WorkerPool {
     /// with `Unavailable` (503).
     pub fn submit(&self, job: Job, now: Instant) -> Result<(), HttpError> {
         let continues_a_response = matches!(job.task, Task::Read { .. });
+        let verifies = matches!(job.task, Task::Verify { .. });
+        if verifies && self.stats.verifying.load(Ordering::SeqCst) >= MAX_VERIFYING {
+            debug!("worker pool: {MAX_VERIFYING} password checks under way; answering 503");
+            return Err(HttpError::Unavailable);
+        }
         if !continues_a_response && self.stats.queued.load(Ordering::SeqCst) >= self.capacity {
             self.refused.fetch_add(1, Ordering::SeqCst);
             if self.may_warn(now) {
@@ -327,6 +338,9 @@ impl WorkerPool {
         }
         let jobs = self.jobs.as_ref().ok_or(HttpError::Unavailable)?;
         self.stats.queued.fetch_add(1, Ordering::SeqCst);
+        if verifies {
+            self.stats.verifying.fetch_add(1, Ordering::SeqCst);
+        }
         if jobs.send(job).is_err() {
             self.stats.queued.fetch_sub(1, Ordering::SeqCst);
             error!("worker pool: all workers have exited");
@@ -404,12 +418,16 @@ impl Worker {
             };
             self.stats.queued.fetch_sub(1, Ordering::SeqCst);
             self.stats.busy.fetch_add(1, Ordering::SeqCst);
+            let verifies = matches!(task, Task::Verify { .. });
             // A bug in one job must not leave its connection waiting forever or shrink the pool.
             let result = panic::catch_unwind(AssertUnwindSafe(|| self.perform(task)))
                 .unwrap_or_else(|_| {
                     error!("worker: a job panicked");
                     Err(HttpError::Internal.into())
                 });
+            if verifies {
+                self.stats.verifying.fetch_sub(1, Ordering::SeqCst);
+            }
             self.stats.busy.fetch_sub(1, Ordering::SeqCst);
             // Nobody waits for the rest of the queue once the loop has gone.
             if !reply.send(Completion { conn, result }) {
@@ -465,9 +483,9 @@ impl Worker {
                 (file, stat, encoding) = (variant, variant_stat, Some(coding));
             }
         }
-        let mtime = stat.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        let mtime = http_time(stat.modified().unwrap_or(SystemTime::UNIX_EPOCH));
         let meta = FileMeta { len: stat.len(), kind, mtime, inode: stat.ino(), encoding, varies };
-        debug!("serving {} ({} bytes, {:?})", path.display(), meta.len, encoding);
+        debug!("serving {:?} ({} bytes, {:?})", path, meta.len, encoding);
         let ahead = if prefetch { meta.len.min(self.config.chunk_bytes as u64) } else { 0 };
         let mut first = Vec::new();
         read_span(&file, 0, ahead, &mut first)?;
@@ -504,8 +522,8 @@ impl Worker {
                 .map(|s| s.st_size as u64);
             let modified = stat.as_ref().map(|s| {
                 let nanos = u32::try_from(s.st_mtime_nsec).unwrap_or(0);
-                SystemTime::UNIX_EPOCH
-                    + Duration::new(u64::try_from(s.st_mtime).unwrap_or(0), nanos)
+                let secs = u64::try_from(s.st_mtime).unwrap_or(0);
+                http_time(SystemTime::UNIX_EPOCH + Duration::new(secs.min(LATEST_HTTP_DATE), nanos))
             });
             entries.push(listing::Entry { name: name.to_owned(), is_dir, size, modified });
         }
@@ -571,6 +589,16 @@ impl Worker {
     }
 }
 
+/// The last second an HTTP date can name: 9999-12-31T23:59:59Z.
+const LATEST_HTTP_DATE: u64 = 253_402_300_799;
+
+/// A file time as an HTTP date can carry it: before 1970 is 1970, after 9999 is 9999. Filesystems keep
+/// both (`touch -d 1960-01-01`), and a validator must never fail to format.
+fn http_time(time: SystemTime) -> SystemTime {
+    let latest = SystemTime::UNIX_EPOCH + Duration::from_secs(LATEST_HTTP_DATE);
+    time.clamp(SystemTime::UNIX_EPOCH, latest)
+}
+
 /// Times openat2 is retried when a concurrent rename makes it answer EAGAIN. 4.
 const OPENAT2_RETRIES: usize = 4;
 
@@ -603,7 +631,7 @@ fn open_resolved(root: &Path, path: &Path) -> Result<File, JobError> {
 
 /// A path whose resolution leaves the root: logged as the security refusal it is.
 fn escaped(path: &Path) -> JobError {
-    info!("rejected {}: resolves outside the root (symlink)", path.display());
+    info!("rejected {path:?}: resolves outside the root (symlink)");
     HttpError::Forbidden.into()
 }
 
@@ -928,5 +956,42 @@ mod tests {
             Err(HttpError::NotFound)
         );
         fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn file_times_outside_what_http_dates_carry_are_clamped() {
+        let before = SystemTime::UNIX_EPOCH - Duration::from_secs(1000);
+        assert_eq!(http_time(before), SystemTime::UNIX_EPOCH);
+        let after = SystemTime::UNIX_EPOCH + Duration::from_secs(LATEST_HTTP_DATE + 10);
+        assert_eq!(httpdate::fmt_http_date(http_time(after)), "Fri, 31 Dec 9999 23:59:59 GMT");
+        let now = SystemTime::now();
+        assert_eq!(http_time(now), now);
+    }
+
+    #[test]
+    fn password_checks_are_capped_so_guessing_cannot_starve_file_work() {
+        let (pool, _queue) = WorkerPool::without_workers(1024);
+        let poll = mio::Poll::new().unwrap();
+        let waker = Arc::new(Waker::new(poll.registry(), mio::Token(0)).unwrap());
+        let (reply, _done) = Reply::channel(waker);
+        let conn = ConnId { key: 0, serial: 1 };
+        let verify = || Job {
+            conn,
+            task: Task::Verify { password: "x".into(), hash: "y".into() },
+            reply: reply.clone(),
+        };
+        let now = Instant::now();
+        for _ in 0..MAX_VERIFYING {
+            assert_eq!(pool.submit(verify(), now), Ok(()));
+        }
+        assert_eq!(pool.submit(verify(), now), Err(HttpError::Unavailable));
+        let open = Task::Open {
+            path: "f".into(),
+            kind: None,
+            prefetch: true,
+            accept: Encodings::default(),
+            list: None,
+        };
+        assert_eq!(pool.submit(Job { conn, task: open, reply: reply.clone() }, now), Ok(()));
     }
 }

@@ -440,3 +440,21 @@ fn method_not_allowed_lists_options_in_allow() {
         assert_eq!(response.header("Allow"), Some(allow), "{method} {target}");
     }
 }
+
+#[test]
+fn a_file_dated_before_1970_is_served_with_the_earliest_http_date() {
+    let server = TestServer::start(&[]);
+    let page = server.root.join("old.html");
+    std::fs::write(&page, "old").unwrap();
+    let file = std::fs::File::options().write(true).open(&page).unwrap();
+    let before_epoch = std::time::SystemTime::UNIX_EPOCH - std::time::Duration::from_secs(10 * 365 * 86_400);
+    file.set_modified(before_epoch).unwrap();
+    for _ in 0..2 {
+        // The second request is answered from the cache, whose validators are made on the loop.
+        let response = server.get("/old.html");
+        assert_eq!(response.status, 200, "{}", response.head);
+        assert_eq!(response.header("Last-Modified"), Some("Thu, 01 Jan 1970 00:00:00 GMT"));
+        assert_eq!(response.body, b"old");
+    }
+    assert_eq!(server.get("/index.html").status, 200, "the server is still up");
+}

@@ -35,9 +35,12 @@ pub fn parse(value: &str, len: u64) -> Ranges {
             return Ranges::Full;
         };
         let span = match (number(first), number(last)) {
-            // `-n`: the last n bytes.
+            // `-n`: the last n bytes. An empty file has no byte to name: it is sent whole (200).
             (None, Some(n)) if first.is_empty() => {
-                (n > 0 && len > 0).then(|| (len.saturating_sub(n), len - 1))
+                if len == 0 && n > 0 {
+                    return Ranges::Full;
+                }
+                (n > 0).then(|| (len.saturating_sub(n), len - 1))
             }
             // `a-`: from a to the end.
             (Some(a), None) if last.is_empty() => (a < len).then(|| (a, len - 1)),
@@ -152,9 +155,9 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_file_satisfies_no_range() {
+    fn an_empty_file_satisfies_no_offset_and_is_sent_whole_for_a_suffix() {
         assert_eq!(parse("bytes=0-", 0), Ranges::Unsatisfiable);
-        assert_eq!(parse("bytes=-1", 0), Ranges::Unsatisfiable);
+        assert_eq!(parse("bytes=-1", 0), Ranges::Full);
     }
 
     #[test]
