@@ -30,11 +30,11 @@ enum State {
     ReadingHead,
     /// Reading an upload body. EOF: close, nothing stored. A stall past the idle timeout, or a body that
     /// falls behind the minimum rate (`Upload::deadline`): 408.
-    ReadingBody { exchange: Exchange, upload: Upload },
+    ReadingBody { exchange: Box<Exchange>, upload: Upload },
     /// A job is with the worker pool: no reads and no deadline until its completion arrives.
-    AwaitingWorker { exchange: Exchange },
+    AwaitingWorker { exchange: Box<Exchange> },
     /// Flushing `write_buf`, then `next`. A write that stalls past the write timeout drops the client.
-    Writing { exchange: Exchange, next: Next },
+    Writing { exchange: Box<Exchange>, next: Next },
     /// Our side is shut down; discarding input until the client closes, so unread input can't turn the
     /// close into a reset that destroys the response we just sent (RFC 9112 §9.6).
     Lingering { discarded: usize },
@@ -181,7 +181,7 @@ impl<T: Transport> Connection<T> {
             }
             State::ReadingHead => {
                 info!("{peer}: request head not received in time");
-                self.respond_error(ctx, Exchange::unparsed(), HttpError::RequestTimeout);
+                self.respond_error(ctx, Box::new(Exchange::unparsed()), HttpError::RequestTimeout);
                 self.advance(ctx);
             }
             State::ReadingBody { exchange, .. } => {
@@ -252,7 +252,7 @@ impl<T: Transport> Connection<T> {
                         self.transport.peer(),
                         err.status().code
                     );
-                    return self.respond_error(ctx, Exchange::unparsed(), err);
+                    return self.respond_error(ctx, Box::new(Exchange::unparsed()), err);
                 }
             }
             if idle && !self.inbox.bytes.is_empty() {
@@ -284,11 +284,17 @@ impl<T: Transport> Connection<T> {
             served: self.served,
         };
         let (exchange, decision) = exchange::begin(head, origin, ctx);
-        self.carry_out(ctx, exchange, decision)
+        // Boxed, so the states that carry it keep idle connections small.
+        self.carry_out(ctx, Box::new(exchange), decision)
     }
 
     /// Does what `exchange` decided.
-    fn carry_out(&mut self, ctx: &mut Context, exchange: Exchange, decision: Decision) -> Step {
+    fn carry_out(
+        &mut self,
+        ctx: &mut Context,
+        exchange: Box<Exchange>,
+        decision: Decision,
+    ) -> Step {
         match decision {
             Decision::Respond(response) => self.respond(ctx, exchange, response),
             Decision::Submit(task) => self.submit(ctx, exchange, task),
@@ -343,13 +349,13 @@ impl<T: Transport> Connection<T> {
 
     /// An upload body is refused part way (too large, malformed, too slow, out of memory): the rest of it
     /// will not be read, so the connection closes after the answer.
-    fn refuse_body(&mut self, ctx: &Context, mut exchange: Exchange, err: HttpError) -> Step {
+    fn refuse_body(&mut self, ctx: &Context, mut exchange: Box<Exchange>, err: HttpError) -> Step {
         exchange.persistence = Persistence::Close;
         self.respond_error(ctx, exchange, err)
     }
 
     /// Hands a job to the pool; a full queue is answered with 503 at once.
-    fn submit(&mut self, ctx: &mut Context, exchange: Exchange, task: Task) -> Step {
+    fn submit(&mut self, ctx: &mut Context, exchange: Box<Exchange>, task: Task) -> Step {
         let job = Job { conn: self.id, task, reply: ctx.reply.clone() };
         match ctx.shared.pool.submit(job, ctx.now) {
             Ok(()) => {
@@ -366,13 +372,18 @@ impl<T: Transport> Connection<T> {
     }
 
     /// Every failure is answered through here.
-    fn respond_error(&mut self, ctx: &Context, exchange: Exchange, err: HttpError) -> Step {
+    fn respond_error(&mut self, ctx: &Context, exchange: Box<Exchange>, err: HttpError) -> Step {
         let response = response::error(err, None, exchange.errors);
         self.respond(ctx, exchange, response)
     }
 
     /// Queues a final response; what remains of a file body streams through the workers afterwards.
-    fn respond(&mut self, ctx: &Context, mut exchange: Exchange, mut response: Response) -> Step {
+    fn respond(
+        &mut self,
+        ctx: &Context,
+        mut exchange: Box<Exchange>,
+        mut response: Response,
+    ) -> Step {
         response.add_fields(&ctx.shared.extra_headers);
         exchange.status = response.status.code;
         exchange.body_bytes = if response::has_body(&exchange.method, response.status) {
@@ -385,7 +396,7 @@ impl<T: Transport> Connection<T> {
         self.start_writing(ctx, exchange, rest.map_or(Next::Done, Next::Chunk))
     }
 
-    fn start_writing(&mut self, ctx: &Context, exchange: Exchange, next: Next) -> Step {
+    fn start_writing(&mut self, ctx: &Context, exchange: Box<Exchange>, next: Next) -> Step {
         self.transition(State::Writing { exchange, next }, ctx);
         Step::Continue
     }
@@ -419,9 +430,9 @@ impl<T: Transport> Connection<T> {
     }
 
     /// The response is out: log it, then keep the connection for the next request or close it.
-    fn finish_exchange(&mut self, ctx: &mut Context, exchange: Exchange) -> Step {
+    fn finish_exchange(&mut self, ctx: &mut Context, exchange: Box<Exchange>) -> Step {
         let keep_alive = exchange.persistence.keeps_alive();
-        exchange.log_done(self.transport.peer(), ctx);
+        (*exchange).log_done(self.transport.peer(), ctx);
         if keep_alive {
             // Idle connections hold no buffers, so tens of thousands of them stay cheap.
             self.inbox.release_if_empty();

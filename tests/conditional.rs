@@ -447,7 +447,8 @@ fn a_file_dated_before_1970_is_served_with_the_earliest_http_date() {
     let page = server.root.join("old.html");
     std::fs::write(&page, "old").unwrap();
     let file = std::fs::File::options().write(true).open(&page).unwrap();
-    let before_epoch = std::time::SystemTime::UNIX_EPOCH - std::time::Duration::from_secs(10 * 365 * 86_400);
+    let before_epoch =
+        std::time::SystemTime::UNIX_EPOCH - std::time::Duration::from_secs(10 * 365 * 86_400);
     file.set_modified(before_epoch).unwrap();
     for _ in 0..2 {
         // The second request is answered from the cache, whose validators are made on the loop.

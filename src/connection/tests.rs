@@ -594,3 +594,10 @@ fn head_of_an_uncached_file_asks_the_worker_for_no_bytes_and_streams_nothing() {
     assert!(h.jobs.try_recv().is_err(), "no chunk is read for HEAD");
     assert!(h.ctx.cache.get("big.png".as_ref(), Encodings::default(), h.ctx.now).is_none());
 }
+
+#[test]
+fn an_idle_connection_stays_small() {
+    // Tens of thousands of idle keep-alive connections are a workload: each is this struct and nothing else.
+    let size = std::mem::size_of::<Connection<crate::transport::Plain>>();
+    assert!(size <= 320, "a connection is {size} bytes");
+}
