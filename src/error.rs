@@ -38,6 +38,8 @@ pub enum HttpError {
     NotImplemented,
     /// The worker queue or the connection table is full.
     Unavailable,
+    /// An upload does not fit: the disk or a quota is full, or it is over the file size limit.
+    InsufficientStorage,
     /// Not HTTP/1.0 or HTTP/1.1.
     VersionNotSupported,
 }
@@ -84,6 +86,7 @@ impl HttpError {
             HttpError::Internal => Status::INTERNAL_SERVER_ERROR,
             HttpError::NotImplemented => Status::NOT_IMPLEMENTED,
             HttpError::Unavailable => Status::SERVICE_UNAVAILABLE,
+            HttpError::InsufficientStorage => Status::INSUFFICIENT_STORAGE,
             HttpError::VersionNotSupported => Status::VERSION_NOT_SUPPORTED,
         }
     }

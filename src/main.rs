@@ -10,7 +10,7 @@ use http_server::mime::MimeTable;
 use http_server::{Config, Limits, Server, StartError};
 use log::{info, warn};
 use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGXFSZ};
 use std::net::ToSocketAddrs;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -50,7 +50,12 @@ fn run(args: Args) -> ExitCode {
     // The handlers only raise flags; the loop and the log writers act on them (never work in a handler).
     let stop = Arc::new(AtomicBool::new(false));
     let reopen_logs = Arc::new(AtomicBool::new(false));
-    for (signal, flag) in [(SIGTERM, &stop), (SIGINT, &stop), (SIGHUP, &reopen_logs)] {
+    // SIGXFSZ would kill the process when a write passes `ulimit -f`; with a handler the write fails with
+    // EFBIG instead, and the upload gets a 507.
+    let file_too_large = Arc::new(AtomicBool::new(false));
+    for (signal, flag) in
+        [(SIGTERM, &stop), (SIGINT, &stop), (SIGHUP, &reopen_logs), (SIGXFSZ, &file_too_large)]
+    {
         if let Err(e) = signal_hook::flag::register(signal, Arc::clone(flag)) {
             eprintln!("error: cannot handle signal {signal}: {e}");
             return ExitCode::FAILURE;

@@ -40,5 +40,6 @@ statuses! {
     INTERNAL_SERVER_ERROR = 500 "Internal Server Error";
     NOT_IMPLEMENTED = 501 "Not Implemented";
     SERVICE_UNAVAILABLE = 503 "Service Unavailable";
+    INSUFFICIENT_STORAGE = 507 "Insufficient Storage";
     VERSION_NOT_SUPPORTED = 505 "HTTP Version Not Supported";
 }

@@ -265,6 +265,8 @@ struct PoolStats {
     queued: AtomicUsize,
     /// Password checks queued or running.
     verifying: AtomicUsize,
+    /// The last cause of failed upload writes.
+    store_failures: Failures,
 }
 
 /// Password checks queued or running at once; more get 503. 8: each costs about 19 MiB and tens of
@@ -575,16 +577,57 @@ impl Worker {
         let name = upload_name();
         match store(&self.config.upload_dir, &name, body) {
             Ok(()) => {
+                self.stats.store_failures.clear();
                 info!("upload stored: {name} ({} bytes in {:?})", body.len(), started.elapsed());
                 Ok(Output::Saved { name })
             }
             Err(e) => {
-                error!(
-                    "upload failed: cannot store {name} in {}: {e}",
-                    self.config.upload_dir.display()
-                );
-                Err(HttpError::Internal.into())
+                // No room (ENOSPC, EDQUOT) or over the file size limit (EFBIG, with SIGXFSZ ignored) is 507;
+                // anything else is our fault, 500. Either way the temporary file is gone.
+                let error = match e.raw_os_error() {
+                    Some(ENOSPC | EDQUOT | EFBIG) => HttpError::InsufficientStorage,
+                    _ => HttpError::Internal,
+                };
+                self.stats.store_failures.note(&e, || {
+                    format!(
+                        "upload failed: cannot store in {}: {e}",
+                        self.config.upload_dir.display()
+                    )
+                });
+                Err(error.into())
             }
+        }
+    }
+}
+
+/// ENOSPC, EDQUOT and EFBIG on Linux: no space left, over a quota, over the file size limit.
+const ENOSPC: i32 = 28;
+const EDQUOT: i32 = 122;
+const EFBIG: i32 = 27;
+
+/// The last cause of failed upload writes, shared by the workers: a full disk is logged once, not once per
+/// request, until an upload succeeds again or the cause changes.
+#[derive(Debug, Default)]
+struct Failures {
+    last: Mutex<Option<io::ErrorKind>>,
+}
+
+impl Failures {
+    /// Logs `message` if `err` is a new cause.
+    fn note(&self, err: &io::Error, message: impl FnOnce() -> String) {
+        let mut last = match self.last.lock() {
+            Ok(last) => last,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if *last != Some(err.kind()) {
+            *last = Some(err.kind());
+            error!("{} (logged once until it changes or an upload succeeds)", message());
+        }
+    }
+
+    fn clear(&self) {
+        if let Ok(mut last) = self.last.lock() {
+            *last = None;
         }
     }
 }

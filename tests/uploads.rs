@@ -596,6 +596,22 @@ fn an_unwritable_uploads_folder_gives_500_and_the_server_keeps_serving() {
 }
 
 #[test]
+fn an_upload_over_the_file_size_limit_gets_507_leaves_no_file_and_the_server_keeps_serving() {
+    // `ulimit -f 8`: no file the server writes may pass 8 KiB. Without a SIGXFSZ handler the write would kill
+    // the process; with one it fails with EFBIG.
+    let mut server = TestServer::start_with_ulimit("-f", 8, &[]);
+    let big = format!("{{\"data\": \"{}\"}}", "x".repeat(20 * 1024));
+    let response = exchange(&server, &upload_request(&server, "application/json", big.as_bytes()));
+    check_error(&response, 507);
+    assert!(server.is_running(), "the server survived the file size limit");
+    assert!(listing(&uploads_dir(&server)).is_empty(), "no file and no temporary file are left");
+    // A small upload still fits and is stored.
+    let small = exchange(&server, &upload_request(&server, "application/json", DOCUMENT));
+    check_created(&server, &small, DOCUMENT);
+    assert!(server.log_contains("File too large"), "the cause is logged");
+}
+
+#[test]
 fn created_keeps_the_connection_open_and_413_closes_it() {
     let server = TestServer::start(&["--max-body", "1000"]);
     let mut stream = server.connect();

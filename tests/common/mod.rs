@@ -58,10 +58,16 @@ impl TestServer {
 
     /// Starts the server (bundled resources, 127.0.0.1) under a file descriptor limit of `fds`.
     pub fn start_with_fd_limit(fds: u32, extra: &[&str]) -> TestServer {
+        TestServer::start_with_ulimit("-n", fds, extra)
+    }
+
+    /// Starts the server (bundled resources, 127.0.0.1) under `ulimit FLAG VALUE`, such as `-f 8` (files of at
+    /// most 8 KiB).
+    pub fn start_with_ulimit(flag: &str, value: u32, extra: &[&str]) -> TestServer {
         let root = TestServer::bundled_root();
         let mut command = Command::new("sh");
         // `sh -c SCRIPT ARG0 ARGS...`: the script lowers the limit, then becomes the server with its arguments.
-        let script = format!("ulimit -n {fds} && exec \"$0\" \"$@\"");
+        let script = format!("ulimit {flag} {value} && exec \"$0\" \"$@\"");
         command.args(["-c", &script, env!("CARGO_BIN_EXE_http-server")]);
         TestServer::launch(command, "127.0.0.1", root, extra)
     }
