@@ -39,6 +39,10 @@ pub fn route(
             _ => Err(HttpError::BadRequest),
         };
     }
+    // Origin-form has no fragment (RFC 9112 §3.2.1): a `#` in a request is malformed, not ignored.
+    if head.target.contains('#') {
+        return Err(HttpError::BadRequest);
+    }
     let path = safe_path(&head.target)?;
     let is_upload = path_only(&head.target) == UPLOAD_PATH;
     match (&head.method, is_upload) {
@@ -88,9 +92,13 @@ fn check_upload(head: &RequestHead, max_body_bytes: usize) -> Result<(), HttpErr
     }
 }
 
-/// Whether a target names a folder, whose index is served: it ends in `/`, or is the root.
+/// Whether a target names a folder, whose index is served: it ends in `/` or `/.`.
 fn is_folder(target: &str) -> bool {
-    path_only(target).ends_with('/')
+    names_folder(path_only(target))
+}
+
+fn names_folder(path: &str) -> bool {
+    path.ends_with('/') || path.ends_with("/.")
 }
 
 /// The target without its query.
@@ -122,7 +130,8 @@ pub fn safe_path(target: &str) -> Result<PathBuf, HttpError> {
         }
         clean.push(segment);
     }
-    if path.ends_with('/') || clean.as_os_str().is_empty() {
+    // `dir/` and `dir/.` name a folder, whose index is served; `file.txt/.` is then no file (404).
+    if names_folder(path) || clean.as_os_str().is_empty() {
         clean.push(INDEX);
     }
     Ok(clean)
@@ -223,6 +232,8 @@ mod tests {
             ("/a/./b.txt", "a/b.txt"),
             ("//a//b.txt", "a/b.txt"),
             ("/docs/", "docs/index.html"),
+            ("/docs/.", "docs/index.html"),
+            ("/sample.txt/.", "sample.txt/index.html"),
             ("/hello%20world.txt?x=../..", "hello world.txt"),
             ("/caf%C3%A9.html", "café.html"),
         ];
@@ -341,6 +352,8 @@ mod tests {
         assert_eq!(route("OPTIONS * HTTP/1.1\r\n\r\n"), Ok(Action::Options(Allow::Any)));
         assert_eq!(route("OPTIONS /upload HTTP/1.1\r\n\r\n"), Ok(Action::Options(Allow::Post)));
         assert_eq!(route("GET * HTTP/1.1\r\n\r\n"), Err(HttpError::BadRequest));
+        assert_eq!(route("POST /upload#x HTTP/1.1\r\n\r\n"), Err(HttpError::BadRequest));
+        assert_eq!(route("GET /a.html#top HTTP/1.1\r\n\r\n"), Err(HttpError::BadRequest));
         let json = "POST /upload HTTP/1.1\r\nContent-Type: application/json; charset=utf-8\r\n";
         assert_eq!(route(&format!("{json}Content-Length: 2\r\n\r\n")), Ok(Action::Upload));
         assert_eq!(route(&format!("{json}Transfer-Encoding: chunked\r\n\r\n")), Ok(Action::Upload));

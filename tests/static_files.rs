@@ -345,3 +345,19 @@ fn a_zero_cache_window_reads_every_request_from_disk() {
     std::fs::write(&page, "second").unwrap();
     assert_eq!(server.get("/news.html").body, b"second");
 }
+
+#[test]
+fn a_file_named_as_a_folder_is_404_and_a_fragment_in_the_target_is_400() {
+    let server = TestServer::start(&[]);
+    assert_json_error(&server.get("/sample.txt/."), 404);
+    assert_json_error(&server.get("/sample.txt/"), 404);
+    assert_json_error(&server.get("/index.html#top"), 400);
+    let upload = format!(
+        "POST /upload#x HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\
+         Connection: close\r\n\r\n{{}}",
+        server.host()
+    );
+    assert_json_error(&exchange(&server, upload.as_bytes()), 400);
+    let stored = std::fs::read_dir(server.root.join("uploads")).map_or(0, |d| d.count());
+    assert_eq!(stored, 0, "nothing is stored for a target with a fragment");
+}
