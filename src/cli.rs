@@ -68,6 +68,9 @@ pub struct Args {
     /// Seconds a small file just read is served from memory before the disk is asked again; 0 turns it off.
     #[arg(long, value_name = "SECS", env = "HTTP_SERVER_FILE_CACHE_WINDOW", default_value = "1", value_parser = seconds_or_zero(60.0))]
     pub file_cache_window: Duration,
+    /// Connections the kernel queues for accept (capped by net.core.somaxconn).
+    #[arg(long, value_name = "N", env = "HTTP_SERVER_BACKLOG", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub backlog: u32,
     /// Most open client connections; more are answered 503.
     #[arg(long, value_name = "N", env = "HTTP_SERVER_MAX_CONNECTIONS", default_value_t = 16 * 1024)]
     pub max_connections: usize,

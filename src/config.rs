@@ -70,6 +70,9 @@ pub struct Limits {
     pub max_requests: u32,
     /// Open client connections; beyond it new clients get 503 and are closed. Default 16384.
     pub max_connections: usize,
+    /// Connections the kernel queues for `accept` (`--backlog`). Default 4096, so a burst of connects is not
+    /// dropped; the kernel caps it at `net.core.somaxconn`.
+    pub listen_backlog: u32,
     /// Jobs waiting for a worker; when full, new requests get 503. Default 1024.
     pub max_queued_jobs: usize,
     /// How long a small file a worker read is served from memory before the disk is consulted again; zero
@@ -93,6 +96,7 @@ impl Default for Limits {
             max_requests: 100,
             max_connections: 16 * 1024,
             max_queued_jobs: 1024,
+            listen_backlog: 4096,
             file_chunk_bytes: 64 * 1024,
             file_cache_window: crate::cache::FRESH_FOR,
         }

@@ -93,6 +93,7 @@ fn run(args: Args) -> ExitCode {
         body_timeout: args.body_timeout,
         file_cache_window: args.file_cache_window,
         max_connections: fit_to_fd_limit(args.max_connections),
+        listen_backlog: args.backlog,
         ..Limits::default()
     };
     let mut users = Users::default();

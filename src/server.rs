@@ -72,7 +72,8 @@ pub struct Server {
 impl Server {
     /// Binds the listener, prepares the uploads folder and starts the workers.
     pub fn bind(config: Config) -> Result<Server, StartError> {
-        let listener = TcpListener::bind(config.addr).map_err(StartError::Listen)?;
+        let listener =
+            listen(config.addr, config.limits.listen_backlog).map_err(StartError::Listen)?;
         Server::start(config, listener).map_err(StartError::Setup)
     }
 
@@ -293,6 +294,23 @@ impl Server {
             }
         }
     }
+}
+
+/// Binds `addr` with a listen queue of `backlog` connections (the kernel caps it at `net.core.somaxconn`):
+/// std and mio pick the queue length themselves, too short for a burst of thousands of connects.
+fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    use rustix::net::{self as sys, AddressFamily, SocketFlags, SocketType};
+    let family = if addr.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
+    let socket = sys::socket_with(
+        family,
+        SocketType::STREAM,
+        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+        None,
+    )?;
+    sys::sockopt::set_socket_reuseaddr(&socket, true)?;
+    sys::bind(&socket, &addr)?;
+    sys::listen(&socket, i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    Ok(TcpListener::from_std(std::net::TcpListener::from(socket)))
 }
 
 /// The configured fields as the `'static` text responses borrow: set once, kept for the life of the process.

@@ -399,3 +399,17 @@ fn a_socket_file_in_the_root_is_404() {
     assert_eq!(server.get("/sock.txt").status, 404);
     assert!(!server.log().contains("ERROR"), "{}", server.log());
 }
+
+#[test]
+fn the_listen_queue_is_as_long_as_backlog_says() {
+    let server = TestServer::start(&["--backlog", "77"]);
+    let filter = format!("sport = :{}", server.addr.port());
+    let Ok(out) = Command::new("ss").args(["-ltn", &filter]).output() else {
+        eprintln!("ss not installed: skipped");
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.starts_with("LISTEN")).expect("the listening socket");
+    let send_q: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(send_q[2], "77", "{line}");
+}
