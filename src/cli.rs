@@ -68,6 +68,9 @@ pub struct Args {
     /// Seconds a small file just read is served from memory before the disk is asked again; 0 turns it off.
     #[arg(long, value_name = "SECS", env = "HTTP_SERVER_FILE_CACHE_WINDOW", default_value = "1", value_parser = seconds_or_zero(60.0))]
     pub file_cache_window: Duration,
+    /// Seconds a stop (SIGTERM, SIGINT) lets responses and uploads under way finish; a second signal exits at once.
+    #[arg(long, value_name = "SECS", env = "HTTP_SERVER_SHUTDOWN_GRACE", default_value = "10", value_parser = seconds_or_zero(3600.0))]
+    pub shutdown_grace: Duration,
     /// Connections the kernel queues for accept (capped by net.core.somaxconn).
     #[arg(long, value_name = "N", env = "HTTP_SERVER_BACKLOG", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub backlog: u32,

@@ -70,6 +70,9 @@ pub struct Limits {
     pub max_requests: u32,
     /// Open client connections; beyond it new clients get 503 and are closed. Default 16384.
     pub max_connections: usize,
+    /// How long a stop (SIGTERM, SIGINT) lets responses and uploads under way finish (`--shutdown-grace`).
+    /// Default 10 s.
+    pub shutdown_grace: Duration,
     /// Connections the kernel queues for `accept` (`--backlog`). Default 4096, so a burst of connects is not
     /// dropped; the kernel caps it at `net.core.somaxconn`.
     pub listen_backlog: u32,
@@ -97,6 +100,7 @@ impl Default for Limits {
             max_connections: 16 * 1024,
             max_queued_jobs: 1024,
             listen_backlog: 4096,
+            shutdown_grace: Duration::from_secs(10),
             file_chunk_bytes: 64 * 1024,
             file_cache_window: crate::cache::FRESH_FOR,
         }

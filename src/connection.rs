@@ -126,6 +126,26 @@ impl<T: Transport> Connection<T> {
         self.yielded && !self.is_closed()
     }
 
+    /// Between requests, with nothing received: a stop closes it at once.
+    pub fn is_idle(&self) -> bool {
+        matches!(self.state, State::Idle) && self.inbox.bytes.is_empty()
+    }
+
+    /// A worker is storing its upload.
+    pub fn is_storing(&self) -> bool {
+        matches!(&self.state, State::AwaitingWorker { exchange } if exchange.storing)
+    }
+
+    /// Who it is and where it stands, for the log.
+    pub fn describe(&self) -> String {
+        format!("{} ({})", self.transport.peer(), self.state.name())
+    }
+
+    /// Drops it now (a stop): the server deregisters it after this pass.
+    pub fn abandon(&mut self, ctx: &Context) {
+        self.transition(State::Closed, ctx);
+    }
+
     /// Whether the server should drop this connection.
     pub fn is_closed(&self) -> bool {
         matches!(self.state, State::Closed)
@@ -355,7 +375,8 @@ impl<T: Transport> Connection<T> {
     }
 
     /// Hands a job to the pool; a full queue is answered with 503 at once.
-    fn submit(&mut self, ctx: &mut Context, exchange: Box<Exchange>, task: Task) -> Step {
+    fn submit(&mut self, ctx: &mut Context, mut exchange: Box<Exchange>, task: Task) -> Step {
+        exchange.storing = matches!(task, Task::Save { .. });
         let job = Job { conn: self.id, task, reply: ctx.reply.clone() };
         match ctx.shared.pool.submit(job, ctx.now) {
             Ok(()) => {
@@ -385,6 +406,7 @@ impl<T: Transport> Connection<T> {
         mut response: Response,
     ) -> Step {
         response.add_fields(&ctx.shared.extra_headers);
+        exchange.settle_persistence(ctx);
         exchange.status = response.status.code;
         exchange.body_bytes = if response::has_body(&exchange.method, response.status) {
             response.body.len()

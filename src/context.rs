@@ -55,6 +55,8 @@ pub struct Context {
     pub reply: Reply,
     /// Credentials that lately passed a hash check.
     pub trusted: Trusted,
+    /// A stop is under way: every response says `Connection: close`.
+    pub draining: bool,
 }
 
 impl Context {
@@ -67,6 +69,7 @@ impl Context {
             date_second: 0,
             cache: FileCache::new(shared.limits.file_cache_window),
             trusted: Trusted::default(),
+            draining: false,
             reply,
             shared,
         };

@@ -48,6 +48,8 @@ pub struct Exchange {
     pub user: Option<String>,
     /// What happens once a worker has verified the credentials.
     pub pending: Option<Box<Pending>>,
+    /// A worker is storing this upload: a stop waits for it.
+    pub storing: bool,
 }
 
 /// A decision held back until a password hash is verified.
@@ -81,6 +83,7 @@ impl Exchange {
             user_agent: None,
             user: None,
             pending: None,
+            storing: false,
         }
     }
 
@@ -90,6 +93,13 @@ impl Exchange {
             conditions: &self.conditions,
             cache_control: ctx.shared.cache_control,
             errors: self.errors,
+        }
+    }
+
+    /// A stop that began while this request was under way makes its response the connection's last.
+    pub fn settle_persistence(&mut self, ctx: &Context) {
+        if ctx.draining {
+            self.persistence = Persistence::Close;
         }
     }
 
@@ -214,8 +224,8 @@ pub fn begin(mut head: RequestHead, origin: Origin, ctx: &Context) -> (Exchange,
     debug!("{}: request \"{request_line}\"", origin.peer);
     let action = route(&head, origin, &request_line, ctx);
     let mut persistence = persistence(&head, origin.served, ctx.limits());
-    if head.framing.has_body() && action != Ok(Action::Upload) {
-        // The body won't be read, so where the next request starts is unknown.
+    if ctx.draining || head.framing.has_body() && action != Ok(Action::Upload) {
+        // Stopping; or the body won't be read, so where the next request starts is unknown.
         persistence = Persistence::Close;
     }
     let mut exchange = Exchange {
@@ -236,6 +246,7 @@ pub fn begin(mut head: RequestHead, origin: Origin, ctx: &Context) -> (Exchange,
         user_agent: head.user_agent.take(),
         user: None,
         pending: None,
+        storing: false,
     };
     let preflight = ctx.shared.cors
         && matches!(action, Ok(Action::Options(_)))

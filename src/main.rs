@@ -53,6 +53,16 @@ fn run(args: Args) -> ExitCode {
     // SIGXFSZ would kill the process when a write passes `ulimit -f`; with a handler the write fails with
     // EFBIG instead, and the upload gets a 507.
     let file_too_large = Arc::new(AtomicBool::new(false));
+    // A second SIGTERM or SIGINT exits at once with status 1: registered before the flag, this handler still
+    // sees it unset on the first signal.
+    for signal in [SIGTERM, SIGINT] {
+        if let Err(e) =
+            signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&stop))
+        {
+            eprintln!("error: cannot handle signal {signal}: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     for (signal, flag) in
         [(SIGTERM, &stop), (SIGINT, &stop), (SIGHUP, &reopen_logs), (SIGXFSZ, &file_too_large)]
     {
@@ -94,6 +104,7 @@ fn run(args: Args) -> ExitCode {
         file_cache_window: args.file_cache_window,
         max_connections: fit_to_fd_limit(args.max_connections),
         listen_backlog: args.backlog,
+        shutdown_grace: args.shutdown_grace,
         ..Limits::default()
     };
     let mut users = Users::default();
@@ -171,10 +182,7 @@ fn run(args: Args) -> ExitCode {
         Err(e) => eprintln!("error: cannot read the bound address: {e}"),
     }
     match server.run(&stop) {
-        Ok(()) => {
-            info!("stopped");
-            ExitCode::SUCCESS
-        }
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("event loop failed: {e}");
             ExitCode::FAILURE

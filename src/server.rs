@@ -28,6 +28,10 @@ const WAKER: Token = Token(usize::MAX);
 /// How often deadlines are checked; the precision of every timeout. 250 ms.
 const TICK: Duration = Duration::from_millis(250);
 
+/// How long a stop waits past its grace period for uploads a worker is still storing. 5 s: an fsync on a
+/// slow disk, not a stalled client (those are cut at the grace period).
+const STORE_WAIT: Duration = Duration::from_secs(5);
+
 /// Readiness events handled per `poll` call. 1024.
 const EVENTS_CAPACITY: usize = 1024;
 
@@ -52,7 +56,10 @@ impl std::fmt::Display for StartError {
 /// The server: bind with [`Server::bind`], then [`Server::run`] forever.
 pub struct Server {
     poll: Poll,
-    listener: TcpListener,
+    /// `None` once a stop has closed it.
+    listener: Option<TcpListener>,
+    /// Set by a stop: when the grace period ends and what is left is cut.
+    drain_until: Option<Instant>,
     conns: Slab<Connection<Plain>>,
     completions: Receiver<Completion>,
     ctx: Context,
@@ -119,7 +126,8 @@ impl Server {
         let now = ctx.now;
         Ok(Server {
             poll,
-            listener,
+            listener: Some(listener),
+            drain_until: None,
             conns: Slab::new(),
             completions,
             ctx,
@@ -134,7 +142,10 @@ impl Server {
 
     /// The address actually bound (port 0 resolved).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+        match &self.listener {
+            Some(listener) => listener.local_addr(),
+            None => Err(io::Error::other("the listener is closed")),
+        }
     }
 
     /// Runs the event loop until `stop` is raised (by SIGTERM or SIGINT), or polling itself fails.
@@ -142,8 +153,10 @@ impl Server {
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
         loop {
             // The signal handler only raises the flag; a poll wakes at least every TICK to see it.
-            if stop.load(Ordering::Relaxed) {
-                info!("stopping on a signal");
+            if self.drain_until.is_none() && stop.load(Ordering::Relaxed) {
+                self.begin_drain();
+            }
+            if self.drain_until.is_some() && self.drained() {
                 return Ok(());
             }
             // Connections that used up their turn have input waiting that no event will announce again.
@@ -180,11 +193,48 @@ impl Server {
         }
     }
 
+    /// SIGTERM or SIGINT: stop accepting at once, close idle connections, and let the rest finish their
+    /// responses (with `Connection: close`) within the grace period.
+    fn begin_drain(&mut self) {
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        self.ctx.draining = true;
+        let grace = self.ctx.limits().shutdown_grace;
+        self.drain_until = Some(self.ctx.now + grace);
+        info!("stopping: no new connections; {} open, {grace:?} to finish", self.conns.len());
+    }
+
+    /// One pass of a drain: idle connections are closed; at the end of the grace period the rest are cut,
+    /// except uploads a worker is storing (their 201 is owed, or there must be no file), which get
+    /// `STORE_WAIT` more. True when nothing is left.
+    fn drained(&mut self) -> bool {
+        let Some(until) = self.drain_until else { return false };
+        let now = self.ctx.now;
+        for (key, conn) in self.conns.iter_mut() {
+            let expired = now >= until && !conn.is_storing() || now >= until + STORE_WAIT;
+            if conn.is_idle() || expired {
+                if !conn.is_idle() {
+                    warn!("stopping: cut {} at the end of the grace period", conn.describe());
+                }
+                conn.abandon(&self.ctx);
+                self.closed.push(key);
+            }
+        }
+        self.reap();
+        if self.conns.is_empty() {
+            info!("stopped: drained");
+            return true;
+        }
+        false
+    }
+
     /// Accepts until `WouldBlock`: with edge-triggered readiness, a connection left in the backlog may never
     /// be announced again.
     fn accept_all(&mut self) {
         while !self.accept_paused {
-            let (socket, peer) = match self.listener.accept() {
+            let Some(listener) = &self.listener else { return };
+            let (socket, peer) = match listener.accept() {
                 Ok(accepted) => accepted,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e)

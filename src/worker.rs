@@ -267,6 +267,8 @@ struct PoolStats {
     verifying: AtomicUsize,
     /// The last cause of failed upload writes.
     store_failures: Failures,
+    /// The pool is being dropped: jobs still queued are skipped, so no upload is stored unacknowledged.
+    closing: AtomicBool,
 }
 
 /// Password checks queued or running at once; more get 503. 8: each costs about 19 MiB and tens of
@@ -393,7 +395,9 @@ impl WorkerPool {
 
 impl Drop for WorkerPool {
     fn drop(&mut self) {
-        // Closing the queue ends each worker's `recv`, then we wait for them to finish their current job.
+        // Closing the queue ends each worker's `recv`, then we wait for them to finish their current job;
+        // jobs still queued are skipped: their connections are gone.
+        self.stats.closing.store(true, Ordering::SeqCst);
         drop(self.jobs.take());
         for thread in self.threads.drain(..) {
             let _ = thread.join();
@@ -419,6 +423,9 @@ impl Worker {
                 return;
             };
             self.stats.queued.fetch_sub(1, Ordering::SeqCst);
+            if self.stats.closing.load(Ordering::SeqCst) {
+                continue;
+            }
             self.stats.busy.fetch_add(1, Ordering::SeqCst);
             let verifies = matches!(task, Task::Verify { .. });
             // A bug in one job must not leave its connection waiting forever or shrink the pool.

@@ -551,7 +551,7 @@ fn sigint_also_exits_zero_and_logs_that_it_stopped() {
     let mut server = TestServer::start(&[]);
     assert_eq!(exchange_with(&server, "GET", "/?before-int", &[]).status, 200);
     stop(&mut server, "INT");
-    assert!(server.log_contains("INFO  [http_server] stopped"), "{}", server.log());
+    assert!(server.log_contains("] stopped: drained"), "{}", server.log());
     access_line(&server, "/?before-int");
 }
 
