@@ -32,6 +32,9 @@ const TICK: Duration = Duration::from_millis(250);
 /// slow disk, not a stalled client (those are cut at the grace period).
 const STORE_WAIT: Duration = Duration::from_secs(5);
 
+/// Least time between two summaries of refused clients. 1 s.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Readiness events handled per `poll` call. 1024.
 const EVENTS_CAPACITY: usize = 1024;
 
@@ -73,6 +76,10 @@ pub struct Server {
     accept_paused: bool,
     /// An accept error was logged and accepting has not succeeded since.
     accept_failing: bool,
+    /// Clients refused over `--max-connections` since the last summary line.
+    refused: u64,
+    /// When that summary was last logged: at most one a second, so a flood can't flood the log too.
+    refusals_logged: Option<Instant>,
     next_sweep: Instant,
 }
 
@@ -135,6 +142,8 @@ impl Server {
             closed: Vec::new(),
             runnable: Vec::new(),
             accept_paused: false,
+            refused: 0,
+            refusals_logged: None,
             accept_failing: false,
             next_sweep: now + TICK,
         })
@@ -229,6 +238,22 @@ impl Server {
         false
     }
 
+    /// One warning a second at most for the clients refused over the connection limit.
+    fn report_refusals(&mut self) {
+        let due = self
+            .refusals_logged
+            .is_none_or(|at| self.ctx.now.duration_since(at) >= REFUSAL_LOG_INTERVAL);
+        if self.refused > 0 && due {
+            warn!(
+                "refused {} client(s): {} connections open, the limit (--max-connections)",
+                self.refused,
+                self.conns.len()
+            );
+            self.refused = 0;
+            self.refusals_logged = Some(self.ctx.now);
+        }
+    }
+
     /// Accepts until `WouldBlock`: with edge-triggered readiness, a connection left in the backlog may never
     /// be announced again.
     fn accept_all(&mut self) {
@@ -261,7 +286,9 @@ impl Server {
                 self.accept_failing = false;
             }
             if self.conns.len() >= self.ctx.limits().max_connections {
-                warn!("{peer}: refused, {} connections open (the limit)", self.conns.len());
+                debug!("{peer}: refused, {} connections open (the limit)", self.conns.len());
+                self.refused += 1;
+                self.report_refusals();
                 Plain::refuse(socket, &response::over_capacity(&self.ctx.date));
                 continue;
             }
@@ -316,6 +343,7 @@ impl Server {
             }
         }
         self.ctx.cache.expire(self.ctx.now);
+        self.report_refusals();
         if self.accept_paused {
             self.accept_paused = false;
             self.accept_all();

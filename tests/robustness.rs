@@ -413,3 +413,33 @@ fn the_listen_queue_is_as_long_as_backlog_says() {
     let send_q: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(send_q[2], "77", "{line}");
 }
+
+#[test]
+fn many_refused_clients_are_summed_up_in_few_log_lines() {
+    let server = TestServer::start(&["--max-connections", "1", "--log-level", "info"]);
+    let request = get_request(&server, "/sample.txt");
+    let _held = hold_connections(&server, 1, &request);
+    for _ in 0..50 {
+        assert_eq!(exchange(&server, request.as_bytes()).status, 503);
+    }
+    assert!(server.log_contains("client(s): 1 connections open, the limit"), "{}", server.log());
+    let summaries = server.log().matches("the limit (--max-connections)").count();
+    assert!((1..=10).contains(&summaries), "50 refusals made {summaries} warning lines");
+}
+
+#[test]
+fn transfer_codings_we_do_not_implement_are_501_and_a_final_coding_other_than_chunked_is_400() {
+    let server = TestServer::start(&[]);
+    for (codings, status) in [("gzip, chunked", 501), ("gzip", 400), ("chunked, chunked", 400)] {
+        let raw = format!(
+            "POST /upload HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+             Transfer-Encoding: {codings}\r\n\r\n2\r\n{{}}\r\n0\r\n\r\n",
+            server.host()
+        );
+        let (response, mut stream) = exchange_keep(&server, raw.as_bytes());
+        assert_eq!(response.status, status, "{codings}: {}", response.head);
+        assert_eq!(response.header("Connection"), Some("close"), "{codings}");
+        assert!(read_to_eof(&mut stream).is_empty(), "{codings}: the connection is closed");
+    }
+    assert_eq!(std::fs::read_dir(server.root.join("uploads")).map_or(0, |d| d.count()), 0);
+}
