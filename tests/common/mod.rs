@@ -610,3 +610,13 @@ pub fn run_to_exit(args: &[&str], envs: &[(&str, &str)]) -> Exited {
         None => panic!("http-server {args:?} did not exit within {EXIT_TIMEOUT:?}: {exited:?}"),
     }
 }
+
+impl TestServer {
+    /// Kills the server with SIGKILL, as a crash would, and hands back its root (no longer removed on drop),
+    /// so a test can inspect it and start a new server on it.
+    pub fn kill_keeping_root(mut self) -> PathBuf {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::mem::take(&mut self.root)
+    }
+}
