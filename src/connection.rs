@@ -188,6 +188,21 @@ impl<T: Transport> Connection<T> {
         }
     }
 
+    /// The open this connection waited for finished: decide again, now that the cache may hold the file.
+    pub fn on_wake(&mut self, ctx: &mut Context) {
+        if !matches!(&self.state, State::AwaitingWorker { exchange } if exchange.waiting_for.is_some())
+        {
+            return;
+        }
+        let State::AwaitingWorker { mut exchange } = self.take_state() else {
+            unreachable!("checked above")
+        };
+        let decision = exchange::rejoin(&mut exchange, self.transport.peer(), ctx);
+        if self.carry_out(ctx, exchange, decision) == Step::Continue {
+            self.advance(ctx);
+        }
+    }
+
     /// Called on the periodic sweep: acts on an expired deadline.
     pub fn on_tick(&mut self, ctx: &mut Context) {
         if self.deadline.is_none_or(|deadline| deadline > ctx.now) {
@@ -317,7 +332,20 @@ impl<T: Transport> Connection<T> {
     ) -> Step {
         match decision {
             Decision::Respond(response) => self.respond(ctx, exchange, response),
-            Decision::Submit(task) => self.submit(ctx, exchange, task),
+            Decision::Submit(task) => {
+                let shared = task.shared_open();
+                let step = self.submit(ctx, exchange, task);
+                // Submitted: later requests for the same file wait for this open instead of queueing their own.
+                if let (Some(key), State::AwaitingWorker { .. }) = (shared, &self.state) {
+                    ctx.opening.entry(key).or_default();
+                }
+                step
+            }
+            Decision::Join(key) => {
+                ctx.opening.entry(key).or_default().push(self.id);
+                self.transition(State::AwaitingWorker { exchange }, ctx);
+                Step::Wait
+            }
             Decision::ReadBody { upload, expect_continue: true } => {
                 self.write_buf.extend_from_slice(http::CONTINUE);
                 self.start_writing(ctx, exchange, Next::Body(upload))

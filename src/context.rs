@@ -8,7 +8,8 @@ use crate::cache::FileCache;
 use crate::config::Limits;
 use crate::mime::MimeTable;
 use crate::routes::HostPolicy;
-use crate::worker::{Reply, WorkerPool};
+use crate::worker::{ConnId, OpenKey, Reply, WorkerPool};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -57,6 +58,9 @@ pub struct Context {
     pub trusted: Trusted,
     /// A stop is under way: every response says `Connection: close`.
     pub draining: bool,
+    /// Files a worker is opening for a request whose result the cache will keep, and the connections that
+    /// wait for it: a thousand misses for one hot file cost one job, not a thousand.
+    pub opening: HashMap<OpenKey, Vec<ConnId>>,
 }
 
 impl Context {
@@ -70,6 +74,7 @@ impl Context {
             cache: FileCache::new(shared.limits.file_cache_window),
             trusted: Trusted::default(),
             draining: false,
+            opening: HashMap::new(),
             reply,
             shared,
         };

@@ -10,13 +10,16 @@ use crate::config::Limits;
 use crate::context::Context;
 use crate::error::HttpError;
 use crate::http::{BodyFraming, Conditions, Method, Persistence, RequestHead};
+use crate::mime::FileKind;
 use crate::negotiate;
+use crate::negotiate::Encodings;
 use crate::response::{self, ErrorFormat, FileRequest, Response, Source, Validators};
 use crate::routes::{self, Action};
 use crate::status::Status;
-use crate::worker::{FileCursor, JobError, OpenedFile, Output, Task};
+use crate::worker::{FileCursor, JobError, OpenKey, OpenedFile, Output, Task};
 use log::{debug, info};
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -50,6 +53,8 @@ pub struct Exchange {
     pub pending: Option<Box<Pending>>,
     /// A worker is storing this upload: a stop waits for it.
     pub storing: bool,
+    /// The file this request waits for while another request's open of it is under way.
+    pub waiting_for: Option<FileAsk>,
 }
 
 /// A decision held back until a password hash is verified.
@@ -84,6 +89,7 @@ impl Exchange {
             user: None,
             pending: None,
             storing: false,
+            waiting_for: None,
         }
     }
 
@@ -191,6 +197,8 @@ pub enum Decision {
     Submit(Task),
     /// Read the body first, after `100 Continue` when the client asked for it.
     ReadBody { upload: Upload, expect_continue: bool },
+    /// Wait for the open of this file that a worker is doing for another request.
+    Join(OpenKey),
 }
 
 /// What a finished job means for the exchange that waits for it.
@@ -247,6 +255,7 @@ pub fn begin(mut head: RequestHead, origin: Origin, ctx: &Context) -> (Exchange,
         user: None,
         pending: None,
         storing: false,
+        waiting_for: None,
     };
     let preflight = ctx.shared.cors
         && matches!(action, Ok(Action::Options(_)))
@@ -267,27 +276,9 @@ pub fn begin(mut head: RequestHead, origin: Origin, ctx: &Context) -> (Exchange,
             exchange.conditions = head.conditions;
             exchange.target = head.target;
             let accept = negotiate::encodings(head.accept_encoding.as_deref());
-            match ctx.cache.get(&path, accept, ctx.now) {
-                Some(file) => {
-                    let source = Source::Memory(Rc::clone(&file.body));
-                    debug!("{}: serving {} from memory", origin.peer, path.display());
-                    let request = exchange.file_request(ctx);
-                    let response =
-                        response::file(&request, &path, &file.meta, &file.validators, source);
-                    Decision::Respond(response)
-                }
-                None => {
-                    // The first chunk is read ahead only when a full body is likely to be sent: not for
-                    // HEAD, a range, or a revalidation that will probably be a 304.
-                    let c = &exchange.conditions;
-                    let prefetch = response::has_body(&exchange.method, Status::OK)
-                        && c.range.is_none()
-                        && c.if_none_match.is_none()
-                        && c.if_modified_since.is_none();
-                    let list = folder.filter(|_| ctx.shared.list_dirs);
-                    Decision::Submit(Task::Open { path, kind, prefetch, accept, list })
-                }
-            }
+            let list = folder.filter(|_| ctx.shared.list_dirs);
+            let ask = FileAsk { path, kind, accept, list, waited: false };
+            file_decision(&mut exchange, ask, origin.peer, ctx)
         }
     };
     if !needs_credentials {
@@ -302,6 +293,66 @@ pub fn begin(mut head: RequestHead, origin: Origin, ctx: &Context) -> (Exchange,
         ctx,
     );
     (exchange, decision)
+}
+
+/// A file a request asks for, as the worker would be asked to open it.
+#[derive(Debug, Clone)]
+pub struct FileAsk {
+    path: PathBuf,
+    kind: Option<FileKind>,
+    accept: Encodings,
+    /// The folder to list if the index is missing (`--list-dirs`).
+    list: Option<PathBuf>,
+    /// This request already waited once: if the file was not cached (too large, or an error), it opens
+    /// its own, rather than queueing behind the next request one by one.
+    waited: bool,
+}
+
+/// Serves a file from the cache; or waits for an open of it that is under way for another request; or asks
+/// a worker to open it.
+fn file_decision(
+    exchange: &mut Exchange,
+    ask: FileAsk,
+    peer: SocketAddr,
+    ctx: &Context,
+) -> Decision {
+    if let Some(file) = ctx.cache.get(&ask.path, ask.accept, ctx.now) {
+        let source = Source::Memory(Rc::clone(&file.body));
+        debug!("{peer}: serving {} from memory", ask.path.display());
+        let request = exchange.file_request(ctx);
+        return Decision::Respond(response::file(
+            &request,
+            &ask.path,
+            &file.meta,
+            &file.validators,
+            source,
+        ));
+    }
+    // The first chunk is read ahead only when a full body is likely to be sent: not for HEAD, a range, or a
+    // revalidation that will probably be a 304.
+    let c = &exchange.conditions;
+    let prefetch = response::has_body(&exchange.method, Status::OK)
+        && c.range.is_none()
+        && c.if_none_match.is_none()
+        && c.if_modified_since.is_none();
+    let FileAsk { path, kind, accept, list, waited } = ask.clone();
+    let task = Task::Open { path, kind, prefetch, accept, list };
+    match task.shared_open() {
+        Some(key) if !waited && ctx.opening.contains_key(&key) => {
+            exchange.waiting_for = Some(FileAsk { waited: true, ..ask });
+            Decision::Join(key)
+        }
+        _ => Decision::Submit(task),
+    }
+}
+
+/// The open another request was waiting for has finished (its result is in the cache, unless the file was
+/// too large or failed): decide again.
+pub fn rejoin(exchange: &mut Exchange, peer: SocketAddr, ctx: &Context) -> Decision {
+    match exchange.waiting_for.take() {
+        Some(ask) => file_decision(exchange, ask, peer, ctx),
+        None => Decision::Respond(response::error(HttpError::Internal, None, exchange.errors)),
+    }
 }
 
 /// Lets `decision` through only with valid credentials (`--auth`): at once for a plain password or one that
@@ -524,6 +575,7 @@ mod tests {
             Decision::ReadBody { expect_continue, .. } => {
                 format!("read body, continue: {expect_continue}")
             }
+            Decision::Join((path, _)) => format!("wait for {}", path.display()),
         };
         (what, exchange.persistence)
     }

@@ -331,6 +331,16 @@ impl Server {
                 // closes any file it carries.
                 _ => debug!("dropping a completion for closed connection {:?}", done.conn),
             }
+            // Whoever waited for this open decides again: most find the file in the cache now. Even when its
+            // own client left, the wait is over.
+            let waiters =
+                done.opened.and_then(|key| self.ctx.opening.remove(&key)).unwrap_or_default();
+            for id in waiters {
+                if let Some(conn) = self.conns.get_mut(id.key).filter(|conn| conn.id == id) {
+                    conn.on_wake(&mut self.ctx);
+                    self.after_turn(id.key);
+                }
+            }
         }
         self.ctx.shared.pool.report(self.ctx.now);
     }

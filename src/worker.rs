@@ -152,6 +152,23 @@ pub struct Completion {
     pub conn: ConnId,
     /// What came of it.
     pub result: Result<Output, JobError>,
+    /// The file a shareable open was for (a whole GET, cacheable): other requests for it wait for this one.
+    pub opened: Option<OpenKey>,
+}
+
+/// A file as one request takes it: its path and the codings taken, which choose the variant.
+pub type OpenKey = (PathBuf, Encodings);
+
+impl Task {
+    /// The key of an open whose result others may wait for: a whole-body GET outside a listing.
+    pub fn shared_open(&self) -> Option<OpenKey> {
+        match self {
+            Task::Open { path, prefetch: true, accept, list: None, .. } => {
+                Some((path.clone(), *accept))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// What a successful job produced.
@@ -428,6 +445,7 @@ impl Worker {
             }
             self.stats.busy.fetch_add(1, Ordering::SeqCst);
             let verifies = matches!(task, Task::Verify { .. });
+            let opened = task.shared_open();
             // A bug in one job must not leave its connection waiting forever or shrink the pool.
             let result = panic::catch_unwind(AssertUnwindSafe(|| self.perform(task)))
                 .unwrap_or_else(|_| {
@@ -439,7 +457,7 @@ impl Worker {
             }
             self.stats.busy.fetch_sub(1, Ordering::SeqCst);
             // Nobody waits for the rest of the queue once the loop has gone.
-            if !reply.send(Completion { conn, result }) {
+            if !reply.send(Completion { conn, result, opened }) {
                 return;
             }
         }

@@ -601,3 +601,40 @@ fn an_idle_connection_stays_small() {
     let size = std::mem::size_of::<Connection<crate::transport::Plain>>();
     assert!(size <= 320, "a connection is {size} bytes");
 }
+
+#[test]
+fn misses_for_one_file_share_one_open_and_the_waiters_are_answered_from_its_result() {
+    let mut h = Harness::new();
+    h.send(&get("/hot.html"));
+    assert!(matches!(h.job(), Task::Open { .. }));
+    // A second connection on the same loop asks for the same file while the first open is under way.
+    let wire = Rc::new(RefCell::new(Wire::default()));
+    let mut second =
+        Connection::new(ConnId { key: 1, serial: 2 }, Scripted(Rc::clone(&wire)), &h.ctx);
+    wire.borrow_mut().input.push_back(Input::Bytes(get("/hot.html")));
+    second.on_ready(&mut h.ctx, false);
+    assert_eq!(second.state.name(), "AwaitingWorker");
+    assert!(h.jobs.try_recv().is_err(), "the second request queued no job of its own");
+    // The first open finishes: its result fills the cache, and the waiter is answered from it.
+    let meta = FileMeta::sample(3, FileKind { media_type: "text/html", download: false });
+    let read_at = h.ctx.now;
+    let path = std::path::PathBuf::from("hot.html");
+    let opened = OpenedFile {
+        path,
+        accept: Encodings::default(),
+        meta,
+        read_at,
+        first: b"hot".to_vec(),
+        file: None,
+    };
+    h.complete(Ok(Output::Opened(opened)));
+    let waiters =
+        h.ctx.opening.remove(&("hot.html".into(), Encodings::default())).expect("the waiters");
+    assert_eq!(waiters, vec![second.id]);
+    second.on_wake(&mut h.ctx);
+    let output = std::mem::take(&mut wire.borrow_mut().output);
+    let responses = split_responses(&output);
+    assert_eq!((responses[0].0, &responses[0].2[..]), (200, &b"hot"[..]));
+    assert_eq!(h.statuses(), vec![200]);
+    assert!(h.jobs.try_recv().is_err(), "still one job in all");
+}
