@@ -126,6 +126,12 @@ impl<T: Transport> Connection<T> {
         self.yielded && !self.is_closed()
     }
 
+    /// Bytes received and not yet consumed: the fuzz targets check their bound.
+    #[cfg(any(test, fuzzing))]
+    pub fn inbox_len(&self) -> usize {
+        self.inbox.bytes.len()
+    }
+
     /// Between requests, with nothing received: a stop closes it at once.
     pub fn is_idle(&self) -> bool {
         matches!(self.state, State::Idle) && self.inbox.bytes.is_empty()

@@ -100,7 +100,8 @@ impl Context {
     }
 }
 
-#[cfg(test)]
+/// Contexts without a server, for unit tests and fuzz targets.
+#[cfg(any(test, fuzzing))]
 pub mod tests {
     use super::*;
     use crate::config::Config;

@@ -10,6 +10,9 @@ mod connection;
 mod context;
 pub mod error;
 mod exchange;
+/// Entry points for the fuzz targets in `fuzz/`, and the unit test that replays their corpus.
+#[cfg(any(test, fuzzing))]
+pub mod fuzzing;
 mod html;
 pub mod http;
 mod listing;

@@ -113,7 +113,7 @@ pub struct FileMeta {
     pub varies: bool,
 }
 
-#[cfg(test)]
+#[cfg(any(test, fuzzing))]
 impl FileMeta {
     /// A file of `len` bytes and this kind, with fixed validators.
     pub fn sample(len: u64, kind: FileKind) -> FileMeta {
@@ -322,7 +322,7 @@ impl WorkerPool {
     }
 
     /// A pool without threads whose jobs wait in the returned queue, for tests that deliver completions by hand.
-    #[cfg(test)]
+    #[cfg(any(test, fuzzing))]
     pub fn without_workers(capacity: usize) -> (WorkerPool, Receiver<Job>) {
         let (jobs, queue) = mpsc::channel();
         let pool = WorkerPool {
