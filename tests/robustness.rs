@@ -445,7 +445,8 @@ fn transfer_codings_we_do_not_implement_are_501_and_a_final_coding_other_than_ch
 }
 
 #[test]
-fn a_file_that_shrinks_during_its_download_closes_the_connection_without_sending_more_than_promised() {
+fn a_file_that_shrinks_during_its_download_closes_the_connection_without_sending_more_than_promised(
+) {
     let server = TestServer::start(&[]);
     write_big_file(&server, "shrinking.png");
     let mut stream = server.connect();
@@ -456,10 +457,18 @@ fn a_file_that_shrinks_during_its_download_closes_the_connection_without_sending
     let head = String::from_utf8_lossy(&start[..head_end]).into_owned();
     assert!(head.contains("Content-Length: 10485760"), "{head}");
     // The file loses most of itself while the rest is still to be read.
-    std::fs::File::options().write(true).open(server.root.join("shrinking.png")).unwrap().set_len(1024 * 1024).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(server.root.join("shrinking.png"))
+        .unwrap()
+        .set_len(1024 * 1024)
+        .unwrap();
     let rest = read_to_eof(&mut stream);
     let body = start.len() - head_end + rest.len();
-    assert!(body < 10 * 1024 * 1024, "the promised length can't be met, so the connection closes early");
+    assert!(
+        body < 10 * 1024 * 1024,
+        "the promised length can't be met, so the connection closes early"
+    );
     assert!(server.log_contains("aborted mid-response"), "{}", server.log());
     assert_still_serving(&server, "a shrinking download");
 }

@@ -361,3 +361,12 @@ fn a_file_named_as_a_folder_is_404_and_a_fragment_in_the_target_is_400() {
     let stored = std::fs::read_dir(server.root.join("uploads")).map_or(0, |d| d.count());
     assert_eq!(stored, 0, "nothing is stored for a target with a fragment");
 }
+
+#[test]
+fn a_head_whose_lines_end_in_a_bare_lf_is_served() {
+    let server = TestServer::start(&[]);
+    let raw = format!("GET /sample.txt HTTP/1.1\nHost: {}\nConnection: close\n\n", server.host());
+    let response = exchange(&server, raw.as_bytes());
+    assert_eq!(response.status, 200, "{}", response.head);
+    assert_eq!(response.body, bundled("sample.txt"));
+}
