@@ -74,6 +74,10 @@ pub struct Args {
     /// Connections the kernel queues for accept (capped by net.core.somaxconn).
     #[arg(long, value_name = "N", env = "HTTP_SERVER_BACKLOG", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub backlog: u32,
+    /// Files downloads may hold open at once (each a descriptor beside its socket); more get 503 [default: a
+    /// quarter of the descriptor limit, at most 4096].
+    #[arg(long = "max-open-files", value_name = "N", env = "HTTP_SERVER_MAX_OPEN_FILES", value_parser = clap::value_parser!(u64).range(1..))]
+    max_open_files_arg: Option<u64>,
     /// Most open client connections; more are answered 503.
     #[arg(long, value_name = "N", env = "HTTP_SERVER_MAX_CONNECTIONS", default_value_t = 16 * 1024)]
     pub max_connections: usize,
@@ -162,6 +166,11 @@ impl Args {
     /// Writes the manual page to `out`.
     pub fn write_man_page(out: &mut impl std::io::Write) -> std::io::Result<()> {
         clap_mangen::Man::new(Args::command()).render(out)
+    }
+
+    /// `--max-open-files`, if given.
+    pub fn max_open_files(&self) -> Option<usize> {
+        self.max_open_files_arg.map(|n| usize::try_from(n).unwrap_or(usize::MAX))
     }
 
     /// The port, from the positional or the flag.

@@ -70,6 +70,10 @@ pub struct Limits {
     pub max_requests: u32,
     /// Open client connections; beyond it new clients get 503 and are closed. Default 16384.
     pub max_connections: usize,
+    /// Files held open between reads by downloads under way (`--max-open-files`); more downloads get 503.
+    /// Each is a descriptor beside its connection's socket. Default 4096; at startup it and
+    /// `max_connections` are fitted together to the descriptor limit.
+    pub max_open_files: usize,
     /// How long a stop (SIGTERM, SIGINT) lets responses and uploads under way finish (`--shutdown-grace`).
     /// Default 10 s.
     pub shutdown_grace: Duration,
@@ -100,6 +104,7 @@ impl Default for Limits {
             max_connections: 16 * 1024,
             max_queued_jobs: 1024,
             listen_backlog: 4096,
+            max_open_files: 4096,
             shutdown_grace: Duration::from_secs(10),
             file_chunk_bytes: 64 * 1024,
             file_cache_window: crate::cache::FRESH_FOR,

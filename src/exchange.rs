@@ -707,7 +707,7 @@ mod tests {
         let response = opened(&Exchange::unparsed(), small, &mut ctx);
         assert_eq!(response.body.len(), 3);
         assert!(ctx.cache.get("a.txt".as_ref(), Encodings::default(), ctx.now).is_some());
-        let file = std::fs::File::open("/dev/null").ok();
+        let file = std::fs::File::open("/dev/null").ok().map(crate::worker::HeldFile::unbounded);
         let large = OpenedFile {
             path: "b.txt".into(),
             accept: Encodings::default(),

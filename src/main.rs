@@ -95,6 +95,8 @@ fn run(args: Args) -> ExitCode {
             args.max_upload_memory
         );
     }
+    let (max_connections, max_open_files) =
+        fit_to_fd_limit(args.max_connections, args.max_open_files());
     let limits = Limits {
         idle_timeout: args.idle_timeout,
         max_requests: args.max_requests,
@@ -102,7 +104,8 @@ fn run(args: Args) -> ExitCode {
         max_buffered_body_bytes: args.max_upload_memory.max(body_memory),
         body_timeout: args.body_timeout,
         file_cache_window: args.file_cache_window,
-        max_connections: fit_to_fd_limit(args.max_connections),
+        max_connections,
+        max_open_files,
         listen_backlog: args.backlog,
         shutdown_grace: args.shutdown_grace,
         ..Limits::default()
@@ -221,7 +224,7 @@ const FD_RESERVE: u64 = 64;
 
 /// Raises the soft descriptor limit to the hard one, and lowers `max_connections` to what it allows, so a
 /// client past the limit gets the documented 503 rather than the server failing with EMFILE.
-fn fit_to_fd_limit(max_connections: usize) -> usize {
+fn fit_to_fd_limit(max_connections: usize, max_open_files: Option<usize>) -> (usize, usize) {
     let limit = getrlimit(Resource::Nofile);
     let raised = Rlimit { current: limit.maximum, maximum: limit.maximum };
     let available = match setrlimit(Resource::Nofile, raised) {
@@ -232,14 +235,21 @@ fn fit_to_fd_limit(max_connections: usize) -> usize {
         }
     };
     let Some(fds) = available else {
-        return max_connections;
+        return (max_connections, max_open_files.unwrap_or(DEFAULT_OPEN_FILES));
     };
-    let fitting = usize::try_from(fds.saturating_sub(FD_RESERVE)).unwrap_or(usize::MAX).max(1);
+    let usable = usize::try_from(fds.saturating_sub(FD_RESERVE)).unwrap_or(usize::MAX).max(2);
+    // Every connection is a socket, and every download under way a file beside it: share the descriptors,
+    // a quarter for files unless told otherwise.
+    let files = max_open_files.unwrap_or(DEFAULT_OPEN_FILES.min(usable / 4)).clamp(1, usable - 1);
+    let fitting = usable - files;
     if fitting < max_connections {
         warn!(
-            "file descriptor limit {fds} allows {fitting} connections, not {max_connections}; \
-             raise it (ulimit -n) for more"
+            "file descriptor limit {fds} allows {fitting} connections and {files} open files, not \
+             {max_connections} connections; raise it (ulimit -n) for more"
         );
     }
-    max_connections.min(fitting)
+    (max_connections.min(fitting), files)
 }
+
+/// Files held open by downloads at once when the descriptor limit leaves room for it. 4096.
+const DEFAULT_OPEN_FILES: usize = 4096;

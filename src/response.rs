@@ -9,10 +9,9 @@ use crate::html::escape_html;
 use crate::http::{self, Conditions, Field, Method, Persistence, Value};
 use crate::routes;
 use crate::status::Status;
-use crate::worker::{FileCursor, FileMeta, Segment};
+use crate::worker::{FileCursor, FileMeta, HeldFile, Segment};
 use conditional::Precondition;
 use range::Ranges;
-use std::fs::File;
 use std::path::Path;
 use std::rc::Rc;
 
@@ -152,7 +151,7 @@ pub enum Source {
     /// All of it, in the cache.
     Memory(Rc<Vec<u8>>),
     /// `first` read from its start, and the open file unless `first` is all of it.
-    Disk { first: Vec<u8>, file: Option<File> },
+    Disk { first: Vec<u8>, file: Option<HeldFile> },
 }
 
 /// The response to a GET or HEAD of a file: 200, 206, 304, 412 or 416, after its preconditions (RFC 9110
@@ -602,8 +601,10 @@ mod tests {
         };
         let meta =
             FileMeta::sample(1_000_000, FileKind { media_type: "image/png", download: true });
-        let source =
-            || Source::Disk { first: Vec::new(), file: std::fs::File::open("/dev/null").ok() };
+        let source = || Source::Disk {
+            first: Vec::new(),
+            file: std::fs::File::open("/dev/null").ok().map(crate::worker::HeldFile::unbounded),
+        };
         let validators = Validators::of(&meta);
         let response = file(&request, Path::new("big.png"), &meta, &validators, source());
         assert_eq!(response.status, Status::PARTIAL_CONTENT);

@@ -9,7 +9,7 @@ use crate::context::{Context, Shared};
 use crate::response;
 use crate::routes::HostPolicy;
 use crate::transport::Plain;
-use crate::worker::{self, Completion, ConnId, Reply, WorkerConfig, WorkerPool};
+use crate::worker::{self, Completion, ConnId, FileBudget, Reply, WorkerConfig, WorkerPool};
 use log::{debug, error, info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -109,6 +109,7 @@ impl Server {
             root_dir,
             upload_dir,
             chunk_bytes: config.limits.file_chunk_bytes,
+            open_files: FileBudget::new(config.limits.max_open_files),
         };
         let pool = WorkerPool::new(config.workers, config.limits.max_queued_jobs, worker_config)?;
         let shared = Shared {

@@ -76,16 +76,62 @@ pub enum Segment {
     File { offset: u64, len: u64 },
 }
 
+/// Files held open between a worker's reads: a slow download keeps its file (a descriptor) for as long as its
+/// client takes to read it. Bounded (`--max-open-files`), so slow readers can't take the descriptors that new
+/// clients need; a download past the bound gets 503.
+#[derive(Debug)]
+pub struct FileBudget {
+    held: AtomicUsize,
+    limit: usize,
+}
+
+impl FileBudget {
+    /// A budget of `limit` files.
+    pub fn new(limit: usize) -> Arc<FileBudget> {
+        Arc::new(FileBudget { held: AtomicUsize::new(0), limit })
+    }
+
+    /// Holds `file` under the budget, or gives it back (to be closed) when the budget is spent.
+    fn hold(self: &Arc<FileBudget>, file: File) -> Option<HeldFile> {
+        if self.held.fetch_add(1, Ordering::SeqCst) >= self.limit {
+            self.held.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(HeldFile { file, budget: Arc::clone(self) })
+    }
+}
+
+/// A file held open under the budget; dropping it (closing the file) gives its place back.
+#[derive(Debug)]
+pub struct HeldFile {
+    file: File,
+    budget: Arc<FileBudget>,
+}
+
+impl Drop for HeldFile {
+    fn drop(&mut self) {
+        self.budget.held.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[cfg(any(test, fuzzing))]
+impl HeldFile {
+    /// A file held under a budget of its own, for tests.
+    pub fn unbounded(file: File) -> HeldFile {
+        FileBudget::new(usize::MAX).hold(file).expect("an unbounded budget")
+    }
+}
+
 /// An open file being sent, and the segments of the body still to go.
 #[derive(Debug)]
 pub struct FileCursor {
-    file: File,
+    file: HeldFile,
     segments: VecDeque<Segment>,
 }
 
 impl FileCursor {
     /// A cursor that sends `segments` from `file`; `None` when nothing is left to send.
-    pub fn new(file: File, segments: impl IntoIterator<Item = Segment>) -> Option<FileCursor> {
+    pub fn new(file: HeldFile, segments: impl IntoIterator<Item = Segment>) -> Option<FileCursor> {
         let segments: VecDeque<Segment> = segments
             .into_iter()
             .filter(|s| {
@@ -142,7 +188,7 @@ pub struct OpenedFile {
     /// Up to one chunk from the start.
     pub first: Vec<u8>,
     /// The open file, unless `first` is all of it.
-    pub file: Option<File>,
+    pub file: Option<HeldFile>,
 }
 
 /// A finished job's result.
@@ -252,6 +298,8 @@ pub struct WorkerConfig {
     pub upload_dir: PathBuf,
     /// Bytes read per chunk.
     pub chunk_bytes: usize,
+    /// Files held open between reads, across all downloads.
+    pub open_files: Arc<FileBudget>,
 }
 
 /// A fixed set of threads taking jobs from one FIFO queue, so uploads and downloads queue fairly.
@@ -516,7 +564,20 @@ impl Worker {
         let ahead = if prefetch { meta.len.min(self.config.chunk_bytes as u64) } else { 0 };
         let mut first = Vec::new();
         read_span(&file, 0, ahead, &mut first)?;
-        let file = (first.len() as u64 != meta.len).then_some(file);
+        let file = if first.len() as u64 == meta.len {
+            None
+        } else {
+            match self.config.open_files.hold(file) {
+                Some(held) => Some(held),
+                None => {
+                    debug!(
+                        "{path:?}: {} files held open already (--max-open-files): 503",
+                        self.config.open_files.limit
+                    );
+                    return Err(HttpError::Unavailable.into());
+                }
+            }
+        };
         Ok(Output::Opened(OpenedFile { path, accept, meta, read_at, first, file }))
     }
 
@@ -723,7 +784,7 @@ fn read_chunk(
             }
             Some(Segment::File { offset, len }) => {
                 let take = (*len).min(room as u64);
-                read_span(&cursor.file, *offset, take, &mut bytes)?;
+                read_span(&cursor.file.file, *offset, take, &mut bytes)?;
                 (*offset, *len) = (*offset + take, *len - take);
                 if *len == 0 {
                     cursor.segments.pop_front();
@@ -839,6 +900,7 @@ mod tests {
             root_dir: open_root(dir).unwrap(),
             upload_dir: dir.join("uploads"),
             chunk_bytes: 4,
+            open_files: FileBudget::new(2),
         }
     }
 
@@ -886,7 +948,7 @@ mod tests {
         let now = Instant::now();
         let job = |task| Job { conn, task, reply: reply.clone() };
         assert_eq!(pool.submit(job(open), now), Err(HttpError::Unavailable));
-        let file = File::open(dir.join("f.txt")).unwrap();
+        let file = HeldFile::unbounded(File::open(dir.join("f.txt")).unwrap());
         let file = FileCursor::new(file, [Segment::File { offset: 0, len: 10 }]).unwrap();
         assert_eq!(pool.submit(job(Task::Read { file }), now), Ok(()));
         let completion = done.recv_timeout(Duration::from_secs(5)).unwrap();
@@ -950,7 +1012,7 @@ mod tests {
     fn chunks_are_read_until_the_file_ends() {
         let dir = temp_dir();
         fs::write(dir.join("f"), b"0123456789").unwrap();
-        let file = File::open(dir.join("f")).unwrap();
+        let file = HeldFile::unbounded(File::open(dir.join("f")).unwrap());
         let cursor = FileCursor::new(file, [Segment::File { offset: 0, len: 10 }]).unwrap();
         let (first, rest) = read_chunk(cursor, 4).unwrap();
         let (second, rest) = read_chunk(rest.unwrap(), 4).unwrap();
@@ -967,7 +1029,7 @@ mod tests {
     fn segments_mix_made_bytes_and_file_spans_across_chunk_boundaries() {
         let dir = temp_dir();
         fs::write(dir.join("f"), b"0123456789").unwrap();
-        let file = File::open(dir.join("f")).unwrap();
+        let file = HeldFile::unbounded(File::open(dir.join("f")).unwrap());
         let segments = [
             Segment::Bytes(b"<a>".to_vec()),
             Segment::File { offset: 2, len: 3 },
@@ -991,7 +1053,7 @@ mod tests {
     fn a_span_past_the_end_of_a_shrunk_file_is_an_error_not_short_data() {
         let dir = temp_dir();
         fs::write(dir.join("f"), b"0123").unwrap();
-        let file = File::open(dir.join("f")).unwrap();
+        let file = HeldFile::unbounded(File::open(dir.join("f")).unwrap());
         let cursor = FileCursor::new(file, [Segment::File { offset: 2, len: 5 }]).unwrap();
         assert!(read_chunk(cursor, 64).is_err());
         fs::remove_dir_all(dir).unwrap();
@@ -1061,5 +1123,28 @@ mod tests {
             list: None,
         };
         assert_eq!(pool.submit(Job { conn, task: open, reply: reply.clone() }, now), Ok(()));
+    }
+
+    #[test]
+    fn downloads_past_the_open_file_budget_get_503_and_a_finished_one_gives_its_place_back() {
+        let root = temp_dir().canonicalize().unwrap();
+        fs::write(root.join("big.txt"), vec![b'x'; 100]).unwrap();
+        let worker = Worker {
+            jobs: Arc::new(Mutex::new(mpsc::channel().1)),
+            config: Arc::new(worker_config(&root)),
+            stats: Arc::default(),
+        };
+        let open = || {
+            let kind = Some(FileKind { media_type: "text/plain", download: true });
+            worker.open("big.txt".into(), kind, true, Encodings::default())
+        };
+        // Chunks of 4 bytes: the file stays open after the first. The budget is 2.
+        let first = open().unwrap();
+        let second = open().unwrap();
+        assert!(matches!(open(), Err(JobError { error: HttpError::Unavailable, .. })));
+        drop(first);
+        assert!(open().is_ok(), "a closed download gave its place back");
+        drop(second);
+        fs::remove_dir_all(root).unwrap();
     }
 }

@@ -383,11 +383,11 @@ fn a_client_flooding_empty_lines_does_not_starve_the_others() {
 
 #[test]
 fn under_a_low_descriptor_limit_clients_past_it_get_503_not_server_errors() {
-    // 100 descriptors, 64 kept in reserve: room for 36 connections.
+    // 100 descriptors, 64 kept in reserve: 36 to share, a quarter (9) for files downloads hold open.
     let server = TestServer::start_with_fd_limit(100, &[]);
-    assert!(server.log_contains("allows 36 connections"), "{}", server.log());
+    assert!(server.log_contains("allows 27 connections and 9 open files"), "{}", server.log());
     let request = get_request(&server, "/sample.txt");
-    let _held = hold_connections(&server, 36, &request);
+    let _held = hold_connections(&server, 27, &request);
     assert_eq!(exchange(&server, request.as_bytes()).status, 503);
     assert!(!server.log().contains("ERROR"), "{}", server.log());
 }
@@ -471,4 +471,32 @@ fn a_file_that_shrinks_during_its_download_closes_the_connection_without_sending
     );
     assert!(server.log_contains("aborted mid-response"), "{}", server.log());
     assert_still_serving(&server, "a shrinking download");
+}
+
+#[test]
+fn slow_readers_holding_files_never_keep_a_normal_client_from_being_served() {
+    // 200 descriptors: 136 to share, 34 for files held open by downloads, 102 for connections.
+    let server = TestServer::start_with_fd_limit(200, &[]);
+    assert!(server.log_contains("allows 102 connections and 34 open files"), "{}", server.log());
+    write_big_file(&server, "big.png");
+    let request = get_request(&server, "/big.png");
+    // 50 clients ask for the big file and read nothing: 34 downloads hold a file each, the rest get 503.
+    let mut slow: Vec<TcpStream> = (0..50).map(|_| server.connect()).collect();
+    for stream in &mut slow {
+        stream.write_all(request.as_bytes()).unwrap();
+    }
+    let mut refused = 0;
+    for stream in &mut slow {
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).unwrap();
+        if head.starts_with(b"HTTP/1.1 503") {
+            refused += 1;
+        } else {
+            assert!(head.starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&head));
+        }
+    }
+    assert_eq!(refused, 50 - 34, "downloads past the open-file budget are refused, not failed");
+    // A normal client is still served while every slow reader holds on.
+    assert_still_serving(&server, "slow readers holding every open file");
+    assert!(!server.log().contains("ERROR"), "{}", server.log());
 }

@@ -496,7 +496,7 @@ fn opened_large(h: &Harness) -> Result<Output, JobError> {
         meta: FileMeta::sample(10, FileKind { media_type: "image/png", download: true }),
         read_at: h.ctx.now,
         first: b"abc".to_vec(),
-        file: Some(file),
+        file: Some(crate::worker::HeldFile::unbounded(file)),
     }))
 }
 
@@ -583,7 +583,7 @@ fn head_of_an_uncached_file_asks_the_worker_for_no_bytes_and_streams_nothing() {
         meta: FileMeta::sample(10, FileKind { media_type: "image/png", download: true }),
         read_at: h.ctx.now,
         first: Vec::new(),
-        file: std::fs::File::open("/dev/null").ok(),
+        file: std::fs::File::open("/dev/null").ok().map(crate::worker::HeldFile::unbounded),
     };
     h.complete(Ok(Output::Opened(opened)));
     let output = String::from_utf8(std::mem::take(&mut h.wire.borrow_mut().output)).unwrap();
