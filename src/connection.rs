@@ -347,11 +347,20 @@ impl<T: Transport> Connection<T> {
                 }
                 step
             }
-            Decision::Join(key) => {
-                ctx.opening.entry(key).or_default().push(self.id);
-                self.transition(State::AwaitingWorker { exchange }, ctx);
-                Step::Wait
-            }
+            // The open may have finished meanwhile (a password check held this decision back): then decide
+            // again rather than wait for a completion that will never come.
+            Decision::Join(key) => match ctx.opening.get_mut(&key) {
+                Some(waiters) => {
+                    waiters.push(self.id);
+                    self.transition(State::AwaitingWorker { exchange }, ctx);
+                    Step::Wait
+                }
+                None => {
+                    let mut exchange = exchange;
+                    let decision = exchange::rejoin(&mut exchange, self.transport.peer(), ctx);
+                    self.carry_out(ctx, exchange, decision)
+                }
+            },
             Decision::ReadBody { upload, expect_continue: true } => {
                 self.write_buf.extend_from_slice(http::CONTINUE);
                 self.start_writing(ctx, exchange, Next::Body(upload))

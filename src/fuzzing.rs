@@ -202,6 +202,8 @@ pub fn connection(data: &[u8]) {
                 if let Ok(job) = jobs.try_recv() {
                     let result = canned(job.task, &ctx);
                     conn.on_completion(&mut ctx, result);
+                    // As the server does: the open is over, whoever waited is woken (here, nobody else).
+                    ctx.opening.clear();
                 }
             }
             2 if i > 4 => wire.borrow_mut().eof = true,

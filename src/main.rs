@@ -240,7 +240,8 @@ fn fit_to_fd_limit(max_connections: usize, max_open_files: Option<usize>) -> (us
     let usable = usize::try_from(fds.saturating_sub(FD_RESERVE)).unwrap_or(usize::MAX).max(2);
     // Every connection is a socket, and every download under way a file beside it: share the descriptors,
     // a quarter for files unless told otherwise.
-    let files = max_open_files.unwrap_or(DEFAULT_OPEN_FILES.min(usable / 4)).clamp(1, usable - 1);
+    // Files never take more than half: a server that can hold files but no clients serves nobody.
+    let files = max_open_files.unwrap_or(DEFAULT_OPEN_FILES.min(usable / 4)).clamp(1, usable / 2);
     let fitting = usable - files;
     if fitting < max_connections {
         warn!(

@@ -28,10 +28,6 @@ const WAKER: Token = Token(usize::MAX);
 /// How often deadlines are checked; the precision of every timeout. 250 ms.
 const TICK: Duration = Duration::from_millis(250);
 
-/// How long a stop waits past its grace period for uploads a worker is still storing. 5 s: an fsync on a
-/// slow disk, not a stalled client (those are cut at the grace period).
-const STORE_WAIT: Duration = Duration::from_secs(5);
-
 /// Least time between two summaries of refused clients. 1 s.
 const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -216,13 +212,13 @@ impl Server {
     }
 
     /// One pass of a drain: idle connections are closed; at the end of the grace period the rest are cut,
-    /// except uploads a worker is storing (their 201 is owed, or there must be no file), which get
-    /// `STORE_WAIT` more. True when nothing is left.
+    /// except uploads a worker is storing: their 201 is owed once the file is there, and the workers finish
+    /// their jobs before the process exits anyway. True when nothing is left.
     fn drained(&mut self) -> bool {
         let Some(until) = self.drain_until else { return false };
         let now = self.ctx.now;
         for (key, conn) in self.conns.iter_mut() {
-            let expired = now >= until && !conn.is_storing() || now >= until + STORE_WAIT;
+            let expired = now >= until && !conn.is_storing();
             if conn.is_idle() || expired {
                 if !conn.is_idle() {
                     warn!("stopping: cut {} at the end of the grace period", conn.describe());

@@ -670,9 +670,12 @@ impl Worker {
             Err(e) => {
                 // No room (ENOSPC, EDQUOT) or over the file size limit (EFBIG, with SIGXFSZ ignored) is 507;
                 // anything else is our fault, 500. Either way the temporary file is gone.
-                let error = match e.raw_os_error() {
-                    Some(ENOSPC | EDQUOT | EFBIG) => HttpError::InsufficientStorage,
-                    _ => HttpError::Internal,
+                let full =
+                    [Errno::NOSPC, Errno::DQUOT, Errno::FBIG].map(|e| Some(e.raw_os_error()));
+                let error = if full.contains(&e.raw_os_error()) {
+                    HttpError::InsufficientStorage
+                } else {
+                    HttpError::Internal
                 };
                 self.stats.store_failures.note(&e, || {
                     format!(
@@ -686,16 +689,11 @@ impl Worker {
     }
 }
 
-/// ENOSPC, EDQUOT and EFBIG on Linux: no space left, over a quota, over the file size limit.
-const ENOSPC: i32 = 28;
-const EDQUOT: i32 = 122;
-const EFBIG: i32 = 27;
-
 /// The last cause of failed upload writes, shared by the workers: a full disk is logged once, not once per
 /// request, until an upload succeeds again or the cause changes.
 #[derive(Debug, Default)]
 struct Failures {
-    last: Mutex<Option<io::ErrorKind>>,
+    last: Mutex<Option<(io::ErrorKind, Option<i32>)>>,
 }
 
 impl Failures {
@@ -705,8 +703,9 @@ impl Failures {
             Ok(last) => last,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if *last != Some(err.kind()) {
-            *last = Some(err.kind());
+        let cause = (err.kind(), err.raw_os_error());
+        if *last != Some(cause) {
+            *last = Some(cause);
             error!("{} (logged once until it changes or an upload succeeds)", message());
         }
     }

@@ -638,3 +638,28 @@ fn misses_for_one_file_share_one_open_and_the_waiters_are_answered_from_its_resu
     assert_eq!(h.statuses(), vec![200]);
     assert!(h.jobs.try_recv().is_err(), "still one job in all");
 }
+
+#[test]
+fn a_join_held_back_until_the_open_it_waited_for_is_over_opens_the_file_itself() {
+    let mut h = Harness::new();
+    // Another request's open of the file was under way when this one decided to wait for it...
+    let key: crate::worker::OpenKey = ("hot.html".into(), Encodings::default());
+    h.ctx.opening.insert(key.clone(), Vec::new());
+    h.send(&get("/hot.html"));
+    assert_eq!(h.state(), "AwaitingWorker");
+    assert!(h.jobs.try_recv().is_err(), "it waits for the other open");
+    h.ctx.opening.clear();
+    // ...and a decision that reaches `carry_out` after that open ended (as one held back by a password
+    // check does) opens the file itself instead of waiting forever.
+    let wire = Rc::new(RefCell::new(Wire::default()));
+    let mut late =
+        Connection::new(ConnId { key: 1, serial: 2 }, Scripted(Rc::clone(&wire)), &h.ctx);
+    let mut exchange = Box::new(Exchange::unparsed());
+    exchange.waiting_for = None;
+    let decision = Decision::Join(key.clone());
+    let _ = late.carry_out(&mut h.ctx, exchange, decision);
+    assert!(
+        !h.ctx.opening.get(&key).is_some_and(|w| w.contains(&late.id)),
+        "no waiter without an open"
+    );
+}
