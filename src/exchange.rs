@@ -541,6 +541,16 @@ fn opened(exchange: &Exchange, file: OpenedFile, ctx: &mut Context) -> Response 
     response::file(&exchange.file_request(ctx), &path, &meta, &Validators::of(&meta), source)
 }
 
+/// A file opened for a client that left before it came back: kept in the cache all the same when it was read
+/// whole, so the requests that waited for that open find it.
+pub fn keep_orphan(result: Result<Output, JobError>, ctx: &mut Context) {
+    if let Ok(Output::Opened(OpenedFile { path, accept, meta, read_at, first, file: None })) =
+        result
+    {
+        ctx.cache.insert(path, accept, meta, Rc::new(first), read_at);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -633,6 +643,23 @@ mod tests {
         for (target, want) in cases {
             assert_eq!(folder_location(target).as_deref(), want, "{target}");
         }
+    }
+
+    #[test]
+    fn a_small_file_opened_for_a_client_that_left_is_cached_for_the_others() {
+        let (mut ctx, _jobs) = test_context(Limits::default());
+        let meta = FileMeta::sample(3, FileKind { media_type: "text/html", download: false });
+        let file = OpenedFile {
+            path: "hot.html".into(),
+            accept: Encodings::default(),
+            meta,
+            read_at: ctx.now,
+            first: b"hot".to_vec(),
+            file: None,
+        };
+        keep_orphan(Ok(Output::Opened(file)), &mut ctx);
+        assert!(ctx.cache.get("hot.html".as_ref(), Encodings::default(), ctx.now).is_some());
+        keep_orphan(Err(JobError::from(HttpError::NotFound)), &mut ctx);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use crate::budget::BodyBudget;
 use crate::config::Config;
 use crate::connection::Connection;
 use crate::context::{Context, Shared};
+use crate::exchange;
 use crate::response;
 use crate::routes::HostPolicy;
 use crate::transport::Plain;
@@ -325,8 +326,11 @@ impl Server {
                     self.after_turn(done.conn.key);
                 }
                 // Its client left meanwhile (the slot may even hold a newer connection); dropping the result
-                // closes any file it carries.
-                _ => debug!("dropping a completion for closed connection {:?}", done.conn),
+                // closes any file it carries. A small file read whole is still worth keeping for the others.
+                _ => {
+                    debug!("dropping a completion for closed connection {:?}", done.conn);
+                    exchange::keep_orphan(done.result, &mut self.ctx);
+                }
             }
             // Whoever waited for this open decides again: most find the file in the cache now. Even when its
             // own client left, the wait is over.
