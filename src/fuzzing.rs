@@ -234,12 +234,13 @@ pub fn connection(data: &[u8]) {
             .find_map(|l| l.strip_prefix("Content-Length: "))
             .and_then(|n| n.parse().ok())
             .unwrap_or(0);
-        let body = if code == Some(100) || head.starts_with("HTTP/1.1 304") || head.contains("HEAD")
-        {
-            0
-        } else {
-            len
-        };
+        // A response to HEAD has a length but no body: then the next response follows at once (no body the
+        // server sends starts with a status line).
+        let after = &rest[end + 4..];
+        let bodiless = code == Some(100)
+            || head.starts_with("HTTP/1.1 304")
+            || after.starts_with(b"HTTP/1.1 ");
+        let body = if bodiless { 0 } else { len };
         rest = &rest[(end + 4 + body).min(rest.len())..];
     }
 }
