@@ -62,8 +62,8 @@ pub struct Args {
     /// Upload bytes held in memory across all connections (at least twice --max-body); more gets 503.
     #[arg(long, value_name = "BYTES", env = "HTTP_SERVER_MAX_UPLOAD_MEMORY", default_value_t = 256 * 1024 * 1024)]
     pub max_upload_memory: usize,
-    /// Seconds an upload body may take to arrive, plus one per KiB received (fractions allowed).
-    #[arg(long, value_name = "SECS", env = "HTTP_SERVER_BODY_TIMEOUT", default_value = "60", value_parser = seconds(86400.0))]
+    /// Window of the minimum upload rate: every SECS, a body must bring at least 1 KiB per second of it, or 408.
+    #[arg(long, value_name = "SECS", env = "HTTP_SERVER_BODY_TIMEOUT", default_value = "10", value_parser = seconds(86400.0))]
     pub body_timeout: Duration,
     /// Seconds a small file just read is served from memory before the disk is asked again; 0 turns it off.
     #[arg(long, value_name = "SECS", env = "HTTP_SERVER_FILE_CACHE_WINDOW", default_value = "1", value_parser = seconds_or_zero(60.0))]

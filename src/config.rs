@@ -60,7 +60,8 @@ pub struct Limits {
     /// Bodies hold memory as they arrive (a declared length is never exceeded; a chunked body may hold up to
     /// twice its size). Default 256 MiB; never less than twice `max_body_bytes`.
     pub max_buffered_body_bytes: usize,
-    /// How long an upload body may take, plus one second per KiB received. Default 60 s.
+    /// The window of the minimum upload rate: every `body_timeout`, a body must have brought at least 1 KiB/s
+    /// of it, or it gets 408. Default 10 s, so a trickle is cut in seconds.
     pub body_timeout: Duration,
     /// How long a connection may sit between requests, or take to send one. Default 5 s.
     pub idle_timeout: Duration,
@@ -97,7 +98,7 @@ impl Default for Limits {
             max_target_bytes: 8 * 1024,
             max_body_bytes: 10 * 1024 * 1024,
             max_buffered_body_bytes: 256 * 1024 * 1024,
-            body_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(5),
             write_timeout: Duration::from_secs(30),
             max_requests: 100,

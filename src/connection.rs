@@ -225,7 +225,11 @@ impl<T: Transport> Connection<T> {
                 self.respond_error(ctx, Box::new(Exchange::unparsed()), HttpError::RequestTimeout);
                 self.advance(ctx);
             }
-            State::ReadingBody { exchange, .. } => {
+            State::ReadingBody { exchange, mut upload } => {
+                if upload.may_continue(ctx.now, ctx.limits()) {
+                    self.transition(State::ReadingBody { exchange, upload }, ctx);
+                    return;
+                }
                 info!("{peer}: \"{}\" body not received in time", exchange.request_line);
                 self.refuse_body(ctx, exchange, HttpError::RequestTimeout);
                 self.advance(ctx);
@@ -272,7 +276,7 @@ impl<T: Transport> Connection<T> {
         let limits = ctx.limits();
         self.deadline = match &state {
             State::Idle | State::ReadingHead => Some(ctx.now + limits.idle_timeout),
-            State::ReadingBody { upload, .. } => Some(upload.deadline(ctx.now, limits)),
+            State::ReadingBody { upload, .. } => Some(upload.deadline(limits)),
             State::Writing { .. } => Some(ctx.now + limits.write_timeout),
             State::Lingering { .. } => Some(ctx.now + LINGER_TIMEOUT),
             State::AwaitingWorker { .. } | State::Closed => None,
@@ -399,7 +403,10 @@ impl<T: Transport> Connection<T> {
                 return Step::Yield;
             }
             match transport::fill(&mut self.transport, &mut self.inbox.bytes) {
-                Filled::Data => self.deadline = Some(upload.deadline(ctx.now, ctx.limits())),
+                Filled::Data => {
+                    upload.arrived(ctx.now);
+                    self.deadline = Some(upload.deadline(ctx.limits()));
+                }
                 Filled::Blocked => return Step::Wait,
                 Filled::Eof => {
                     info!("{}: client left mid-body; nothing stored", self.transport.peer());

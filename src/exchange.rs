@@ -21,7 +21,7 @@ use log::{debug, info};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// One request and its response, for the access log and the keep-alive decision.
 #[derive(Debug)]
@@ -163,13 +163,15 @@ pub struct Upload {
     pub decoder: BodyDecoder,
     /// The bytes so far, counted against the upload budget.
     pub body: UploadBody,
-    /// When the body started; with `body_timeout` and the bytes received, it bounds the whole transfer.
-    pub started: Instant,
+    /// The current rate window: when it began, and the body's length then.
+    pub window: (Instant, usize),
+    /// When body bytes last arrived.
+    pub last_data: Instant,
 }
 
-/// The slowest average rate an upload may keep: each KiB received earns one more second beyond
-/// `body_timeout`, as in Apache's mod_reqtimeout.
-const MIN_BODY_BYTES_PER_SEC: u64 = 1024;
+/// The slowest rate an upload may keep, in every window of `body_timeout` (10 s by default): 1 KiB/s. A body
+/// that trickles in a byte at a time is cut at the end of its first window, not hours later.
+const MIN_BODY_BYTES_PER_SEC: f64 = 1024.0;
 
 impl Upload {
     /// Takes body bytes from the front of `input`, returning how many it used. Refused when the body grows
@@ -181,10 +183,33 @@ impl Upload {
         self.decoder.decode(input, &mut self.body.bytes, limits.max_body_bytes)
     }
 
-    /// When the body times out: after an idle stall, or when it falls behind the minimum rate overall.
-    pub fn deadline(&self, now: Instant, limits: &Limits) -> Instant {
-        let earned = Duration::from_secs(self.body.bytes.len() as u64 / MIN_BODY_BYTES_PER_SEC);
-        (now + limits.idle_timeout).min(self.started + limits.body_timeout + earned)
+    /// A body starting now.
+    pub fn new(decoder: BodyDecoder, body: UploadBody, now: Instant) -> Upload {
+        Upload { decoder, body, window: (now, 0), last_data: now }
+    }
+
+    /// Body bytes arrived.
+    pub fn arrived(&mut self, now: Instant) {
+        self.last_data = now;
+    }
+
+    /// The next moment to look at the body: an idle stall, or the end of the current rate window.
+    pub fn deadline(&self, limits: &Limits) -> Instant {
+        (self.last_data + limits.idle_timeout).min(self.window.0 + limits.body_timeout)
+    }
+
+    /// At a deadline: whether the body may go on. A stall may not, nor a window that brought less than the
+    /// minimum rate; a window that kept it starts the next (a sliding check, not an average over the whole).
+    pub fn may_continue(&mut self, now: Instant, limits: &Limits) -> bool {
+        if now >= self.last_data + limits.idle_timeout {
+            return false;
+        }
+        let brought = self.body.bytes.len().saturating_sub(self.window.1) as f64;
+        if brought < MIN_BODY_BYTES_PER_SEC * limits.body_timeout.as_secs_f64() {
+            return false;
+        }
+        self.window = (now, self.body.bytes.len());
+        true
     }
 }
 
@@ -459,7 +484,7 @@ fn start_upload(
         return Decision::Respond(response::error(HttpError::Unavailable, None, exchange.errors));
     }
     Decision::ReadBody {
-        upload: Upload { decoder: BodyDecoder::new(head.framing), body, started: ctx.now },
+        upload: Upload::new(BodyDecoder::new(head.framing), body, ctx.now),
         expect_continue: head.expect_continue,
     }
 }
@@ -483,7 +508,7 @@ pub fn resume(
                 exchange.persistence = persistence;
                 // The body's time starts now, not while the password was being checked.
                 if let Decision::ReadBody { upload, .. } = &mut decision {
-                    upload.started = ctx.now;
+                    (upload.window, upload.last_data) = ((ctx.now, 0), ctx.now);
                 }
                 Resumption::Proceed(decision)
             }

@@ -663,3 +663,32 @@ fn a_join_held_back_until_the_open_it_waited_for_is_over_opens_the_file_itself()
         "no waiter without an open"
     );
 }
+
+#[test]
+fn a_body_that_keeps_the_minimum_rate_passes_window_after_window() {
+    let limits = Limits { body_timeout: Duration::from_secs(1), ..Limits::default() };
+    let mut h = Harness::with_limits(limits);
+    let chunk = [b' '; 1500];
+    h.send(&upload_head(9 * chunk.len() + 2, ""));
+    h.send(b"{}");
+    // 1,500 bytes every half second: 3,000 a window, above the 1,024 needed, for more than four windows.
+    for _ in 0..9 {
+        h.wait(Duration::from_millis(500));
+        assert_eq!(h.state(), "ReadingBody", "a body keeping the rate is not cut");
+        h.send(&chunk);
+    }
+    assert!(matches!(h.job(), Task::Save { .. }), "the whole body arrived and is stored");
+}
+
+#[test]
+fn a_body_that_slows_below_the_rate_in_a_later_window_gets_408() {
+    let limits = Limits { body_timeout: Duration::from_secs(1), ..Limits::default() };
+    let mut h = Harness::with_limits(limits);
+    h.send(&upload_head(100_000, ""));
+    h.send(&[b' '; 2000]);
+    h.wait(Duration::from_secs(1));
+    assert_eq!(h.state(), "ReadingBody", "the first window kept the rate");
+    h.send(b" ");
+    h.wait(Duration::from_secs(1));
+    assert_eq!(h.statuses(), vec![408]);
+}
