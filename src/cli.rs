@@ -78,6 +78,9 @@ pub struct Args {
     /// quarter of the descriptor limit, at most 4096].
     #[arg(long = "max-open-files", value_name = "N", env = "HTTP_SERVER_MAX_OPEN_FILES", value_parser = clap::value_parser!(u64).range(1..))]
     max_open_files_arg: Option<u64>,
+    /// Connections one client address may hold at once; more are answered 503 [default: no limit].
+    #[arg(long = "max-conns-per-ip", value_name = "N", env = "HTTP_SERVER_MAX_CONNS_PER_IP", value_parser = clap::value_parser!(u32).range(1..))]
+    max_conns_per_ip_arg: Option<u32>,
     /// Most open client connections; more are answered 503.
     #[arg(long, value_name = "N", env = "HTTP_SERVER_MAX_CONNECTIONS", default_value_t = 16 * 1024)]
     pub max_connections: usize,
@@ -166,6 +169,11 @@ impl Args {
     /// Writes the manual page to `out`.
     pub fn write_man_page(out: &mut impl std::io::Write) -> std::io::Result<()> {
         clap_mangen::Man::new(Args::command()).render(out)
+    }
+
+    /// `--max-conns-per-ip`, if given.
+    pub fn max_conns_per_ip(&self) -> Option<usize> {
+        self.max_conns_per_ip_arg.map(|n| n as usize)
     }
 
     /// `--max-open-files`, if given.

@@ -71,6 +71,9 @@ pub struct Limits {
     pub max_requests: u32,
     /// Open client connections; beyond it new clients get 503 and are closed. Default 16384.
     pub max_connections: usize,
+    /// Connections one client address may hold at once (`--max-conns-per-ip`); more get 503. Off by default
+    /// (benchmarks and proxies come from one address).
+    pub max_conns_per_ip: Option<usize>,
     /// Files held open between reads by downloads under way (`--max-open-files`); more downloads get 503.
     /// Each is a descriptor beside its connection's socket. Default 4096; at startup it and
     /// `max_connections` are fitted together to the descriptor limit.
@@ -106,6 +109,7 @@ impl Default for Limits {
             max_queued_jobs: 1024,
             listen_backlog: 4096,
             max_open_files: 4096,
+            max_conns_per_ip: None,
             shutdown_grace: Duration::from_secs(10),
             file_chunk_bytes: 64 * 1024,
             file_cache_window: crate::cache::FRESH_FOR,

@@ -106,6 +106,7 @@ fn run(args: Args) -> ExitCode {
         file_cache_window: args.file_cache_window,
         max_connections,
         max_open_files,
+        max_conns_per_ip: args.max_conns_per_ip(),
         listen_backlog: args.backlog,
         shutdown_grace: args.shutdown_grace,
         ..Limits::default()

@@ -9,14 +9,15 @@ use crate::context::{Context, Shared};
 use crate::exchange;
 use crate::response;
 use crate::routes::HostPolicy;
-use crate::transport::Plain;
+use crate::transport::{Plain, Transport};
 use crate::worker::{self, Completion, ConnId, FileBudget, Reply, WorkerConfig, WorkerPool};
 use log::{debug, error, info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
+use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
@@ -73,8 +74,10 @@ pub struct Server {
     accept_paused: bool,
     /// An accept error was logged and accepting has not succeeded since.
     accept_failing: bool,
-    /// Clients refused over `--max-connections` since the last summary line.
+    /// Clients refused over `--max-connections` or `--max-conns-per-ip` since the last summary line.
     refused: u64,
+    /// Open connections per client address, counted only under `--max-conns-per-ip`.
+    per_ip: HashMap<IpAddr, usize>,
     /// When that summary was last logged: at most one a second, so a flood can't flood the log too.
     refusals_logged: Option<Instant>,
     next_sweep: Instant,
@@ -141,6 +144,7 @@ impl Server {
             runnable: Vec::new(),
             accept_paused: false,
             refused: 0,
+            per_ip: HashMap::new(),
             refusals_logged: None,
             accept_failing: false,
             next_sweep: now + TICK,
@@ -243,7 +247,7 @@ impl Server {
             .is_none_or(|at| self.ctx.now.duration_since(at) >= REFUSAL_LOG_INTERVAL);
         if self.refused > 0 && due {
             warn!(
-                "refused {} client(s): {} connections open, the limit (--max-connections)",
+                "refused {} client(s): {} connections open, at a limit (--max-connections, --max-conns-per-ip)",
                 self.refused,
                 self.conns.len()
             );
@@ -283,7 +287,10 @@ impl Server {
                 info!("accepting new connections again");
                 self.accept_failing = false;
             }
-            if self.conns.len() >= self.ctx.limits().max_connections {
+            let ip = peer.ip().to_canonical();
+            let per_ip = self.per_ip.get(&ip).copied().unwrap_or(0);
+            let over_ip_cap = self.ctx.limits().max_conns_per_ip.is_some_and(|cap| per_ip >= cap);
+            if over_ip_cap || self.conns.len() >= self.ctx.limits().max_connections {
                 debug!("{peer}: refused, {} connections open (the limit)", self.conns.len());
                 self.refused += 1;
                 self.report_refusals();
@@ -307,6 +314,9 @@ impl Server {
         let id = ConnId { key, serial: self.next_serial };
         debug!("{peer}: new connection");
         entry.insert(Connection::new(id, transport, &self.ctx));
+        if self.ctx.limits().max_conns_per_ip.is_some() {
+            *self.per_ip.entry(peer.ip().to_canonical()).or_default() += 1;
+        }
     }
 
     fn drive(&mut self, key: usize, failed: bool) {
@@ -380,6 +390,13 @@ impl Server {
             if self.conns.get(key).is_some_and(Connection::is_closed) {
                 let mut conn = self.conns.remove(key);
                 let _ = self.poll.registry().deregister(conn.transport_mut());
+                let ip = conn.transport_mut().peer().ip().to_canonical();
+                if let Some(count) = self.per_ip.get_mut(&ip) {
+                    *count -= 1;
+                    if *count == 0 {
+                        self.per_ip.remove(&ip);
+                    }
+                }
             }
         }
     }

@@ -422,8 +422,8 @@ fn many_refused_clients_are_summed_up_in_few_log_lines() {
     for _ in 0..50 {
         assert_eq!(exchange(&server, request.as_bytes()).status, 503);
     }
-    assert!(server.log_contains("client(s): 1 connections open, the limit"), "{}", server.log());
-    let summaries = server.log().matches("the limit (--max-connections)").count();
+    assert!(server.log_contains("client(s): 1 connections open, at a limit"), "{}", server.log());
+    let summaries = server.log().matches("at a limit (--max-connections").count();
     assert!((1..=10).contains(&summaries), "50 refusals made {summaries} warning lines");
 }
 
@@ -499,4 +499,25 @@ fn slow_readers_holding_files_never_keep_a_normal_client_from_being_served() {
     // A normal client is still served while every slow reader holds on.
     assert_still_serving(&server, "slow readers holding every open file");
     assert!(!server.log().contains("ERROR"), "{}", server.log());
+}
+
+#[test]
+fn one_address_over_its_connection_cap_gets_503_and_a_freed_place_is_given_again() {
+    let server = TestServer::start(&["--max-conns-per-ip", "2"]);
+    let request = get_request(&server, "/sample.txt");
+    let mut held = hold_connections(&server, 2, &request);
+    let (refused, mut third) = exchange_keep(&server, request.as_bytes());
+    assert_eq!(refused.status, 503, "{}", refused.head);
+    assert!(read_to_eof(&mut third).is_empty());
+    drop(held.pop());
+    let mut served = false;
+    for _ in 0..50 {
+        if exchange(&server, request.as_bytes()).status == 200 {
+            served = true;
+            break;
+        }
+        // The server may not have seen the dropped client's close yet.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(served, "the place the closed connection held was given back");
 }
