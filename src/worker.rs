@@ -844,8 +844,9 @@ const TEMP_SUFFIX: &str = ".tmp";
 
 /// Writes `body` to `dir/name` atomically and durably: a temporary file, fsync, rename, fsync of the folder.
 /// On any error the temporary file is removed, so no partial file is ever left under a final name.
+/// The folder is made at startup and never again: one that went missing or was replaced is the operator's to
+/// see (a 500, logged once), not to paper over.
 fn store(dir: &Path, name: &str, body: &[u8]) -> io::Result<()> {
-    fs::create_dir_all(dir)?;
     let temp = dir.join(format!("{TEMP_PREFIX}{name}{TEMP_SUFFIX}"));
     let written = (|| {
         let mut file = File::options().write(true).create_new(true).open(&temp)?;
@@ -980,7 +981,12 @@ mod tests {
     #[test]
     fn store_writes_exactly_the_body_and_leaves_no_temp_file() {
         let dir = temp_dir();
+        fs::create_dir(dir.join("uploads")).unwrap();
         store(&dir.join("uploads"), "upload_x.json", b"{\"a\": 1}").unwrap();
+        assert!(
+            store(&dir.join("missing"), "upload_y.json", b"{}").is_err(),
+            "a missing folder is not made"
+        );
         let names: Vec<_> =
             fs::read_dir(dir.join("uploads")).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec!["upload_x.json"]);

@@ -710,3 +710,20 @@ fn a_body_that_is_not_utf8_gets_400_and_writes_nothing() {
     assert_still_serves(&server, &mut stream, &response);
     assert_eq!(listing(&uploads_dir(&server)), before);
 }
+
+#[test]
+fn a_removed_uploads_folder_gives_500_logged_once_and_nothing_is_recreated() {
+    let mut server = TestServer::start(&["--log-level", "info"]);
+    std::fs::remove_dir_all(uploads_dir(&server)).unwrap();
+    for _ in 0..3 {
+        let response = exchange(&server, &upload_request(&server, "application/json", DOCUMENT));
+        check_error(&response, 500);
+    }
+    assert!(
+        !uploads_dir(&server).exists(),
+        "the folder is not made again behind the operator's back"
+    );
+    assert!(server.log_contains("upload failed"), "{}", server.log());
+    assert_eq!(server.log().matches("upload failed").count(), 1, "logged once per cause");
+    assert!(server.is_running());
+}
