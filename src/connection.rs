@@ -6,7 +6,7 @@ use crate::error::HttpError;
 use crate::exchange::{self, Decision, Exchange, Origin, Resumption, Upload};
 use crate::http::{self, Inbox, Persistence, RequestHead};
 use crate::response::{self, Response};
-use crate::transport::{self, Drained, Filled, Transport, READ_CHUNK};
+use crate::transport::{self, Drained, Filled, Transport};
 use crate::worker::{ConnId, FileCursor, Job, JobError, Output, Task};
 use log::{debug, info, trace};
 use std::io;
@@ -306,7 +306,8 @@ impl<T: Transport> Connection<T> {
             if !take_read(&mut self.reads_left) {
                 return Step::Yield;
             }
-            match transport::fill(&mut self.transport, &mut self.inbox.bytes) {
+            match transport::fill(&mut self.transport, &mut self.inbox.bytes, &mut ctx.scratch[..])
+            {
                 Filled::Data => {}
                 Filled::Blocked => return Step::Wait,
                 Filled::Eof => {
@@ -402,7 +403,8 @@ impl<T: Transport> Connection<T> {
             if !take_read(&mut self.reads_left) {
                 return Step::Yield;
             }
-            match transport::fill(&mut self.transport, &mut self.inbox.bytes) {
+            match transport::fill(&mut self.transport, &mut self.inbox.bytes, &mut ctx.scratch[..])
+            {
                 Filled::Data => {
                     upload.arrived(ctx.now);
                     self.deadline = Some(upload.deadline(ctx.limits()));
@@ -523,12 +525,11 @@ impl<T: Transport> Connection<T> {
         let State::Lingering { discarded } = &mut self.state else {
             unreachable!("linger outside Lingering");
         };
-        let mut scratch = [0u8; READ_CHUNK];
         loop {
             if !take_read(&mut self.reads_left) {
                 return Step::Yield;
             }
-            match self.transport.read(&mut scratch) {
+            match self.transport.read(&mut ctx.scratch[..]) {
                 Ok(n) if n > 0 && *discarded + n <= LINGER_MAX_BYTES => *discarded += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Wait,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

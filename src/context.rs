@@ -8,6 +8,7 @@ use crate::cache::FileCache;
 use crate::config::Limits;
 use crate::mime::MimeTable;
 use crate::routes::HostPolicy;
+use crate::transport::READ_CHUNK;
 use crate::worker::{ConnId, OpenKey, Reply, WorkerPool};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -58,6 +59,8 @@ pub struct Context {
     pub trusted: Trusted,
     /// A stop is under way: every response says `Connection: close`.
     pub draining: bool,
+    /// The buffer every read goes through first, zeroed once for the life of the loop.
+    pub scratch: Box<[u8; READ_CHUNK]>,
     /// Files a worker is opening for a request whose result the cache will keep, and the connections that
     /// wait for it: a thousand misses for one hot file cost one job, not a thousand.
     pub opening: HashMap<OpenKey, Vec<ConnId>>,
@@ -74,6 +77,7 @@ impl Context {
             cache: FileCache::new(shared.limits.file_cache_window),
             trusted: Trusted::default(),
             draining: false,
+            scratch: Box::new([0; READ_CHUNK]),
             opening: HashMap::new(),
             reply,
             shared,

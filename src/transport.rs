@@ -38,12 +38,12 @@ pub enum Filled {
     Failed(io::Error),
 }
 
-/// One read, appended to `buf`. It reads into the stack first, so a connection woken with nothing to read
-/// never grows a heap buffer: idle connections stay a few hundred bytes each.
-pub fn fill(transport: &mut impl Transport, buf: &mut Vec<u8>) -> Filled {
-    let mut scratch = [0u8; READ_CHUNK];
+/// One read, appended to `buf`. It reads into the loop's `scratch` first, so a connection woken with nothing
+/// to read never grows a heap buffer (idle connections stay a few hundred bytes each), and no read pays for
+/// zeroing a fresh buffer (that was most of a small request's instructions).
+pub fn fill(transport: &mut impl Transport, buf: &mut Vec<u8>, scratch: &mut [u8]) -> Filled {
     loop {
-        return match transport.read(&mut scratch) {
+        return match transport.read(scratch) {
             Ok(0) => Filled::Eof,
             Ok(n) => {
                 buf.extend_from_slice(&scratch[..n]);
