@@ -79,8 +79,29 @@ impl FileCache {
 
     /// The entry for `path` as a request taking `accept` gets it, if it was read less than the window ago.
     pub fn get(&self, path: &Path, accept: Encodings, now: Instant) -> Option<&CachedFile> {
+        self.aged(path, accept, now, self.fresh_for)
+    }
+
+    /// The entry even if it is past its window, up to a second window: while a worker reads the file again,
+    /// the copy it replaces is still served, so a hot file's expiry never makes its clients wait.
+    pub fn get_stale(&self, path: &Path, accept: Encodings, now: Instant) -> Option<&CachedFile> {
+        self.aged(path, accept, now, self.kept_for())
+    }
+
+    fn aged(
+        &self,
+        path: &Path,
+        accept: Encodings,
+        now: Instant,
+        max_age: Duration,
+    ) -> Option<&CachedFile> {
         let file = self.entries.get(path)?[slot(accept)].as_ref()?;
-        (now.duration_since(file.loaded) < self.fresh_for).then_some(file)
+        (now.duration_since(file.loaded) < max_age).then_some(file)
+    }
+
+    /// How long an entry is kept: its window, and as long again as a stale copy.
+    fn kept_for(&self) -> Duration {
+        self.fresh_for * 2
     }
 
     /// Keeps a file a worker read at `read_at`, if it is small enough, there is room, and no newer read of the
@@ -116,10 +137,11 @@ impl FileCache {
             Some(CachedFile { meta, body, validators, loaded: read_at });
     }
 
-    /// Drops the entries older than the window, oldest first.
+    /// Drops the entries older than they are kept, oldest first.
     pub fn expire(&mut self, now: Instant) {
+        let kept_for = self.kept_for();
         while let Some((loaded, ..)) = self.order.front() {
-            if now.duration_since(*loaded) < self.fresh_for {
+            if now.duration_since(*loaded) < kept_for {
                 return;
             }
             let Some((loaded, path, slot)) = self.order.pop_front() else {
@@ -183,6 +205,21 @@ mod tests {
     }
 
     #[test]
+    fn a_stale_copy_is_kept_one_more_window_and_no_longer() {
+        let mut cache = FileCache::default();
+        let t0 = Instant::now();
+        insert(&mut cache, "a", 10, t0);
+        let past_window = t0 + FRESH_FOR + FRESH_FOR / 2;
+        assert!(get(&cache, "a", past_window).is_none(), "not fresh");
+        assert!(cache.get_stale(Path::new("a"), Encodings::default(), past_window).is_some());
+        assert!(cache
+            .get_stale(Path::new("a"), Encodings::default(), t0 + FRESH_FOR * 2)
+            .is_none());
+        cache.expire(t0 + FRESH_FOR * 2);
+        assert_eq!(cache.count, 0);
+    }
+
+    #[test]
     fn large_files_are_not_kept() {
         let mut cache = FileCache::default();
         insert(&mut cache, "big.png", MAX_FILE_BYTES + 1, Instant::now());
@@ -198,7 +235,7 @@ mod tests {
         }
         insert(&mut cache, "late", 1, t0);
         assert!(get(&cache, "late", t0).is_none(), "no room while everything is fresh");
-        let later = t0 + FRESH_FOR;
+        let later = t0 + FRESH_FOR * 2;
         insert(&mut cache, "late", 1, later);
         assert!(get(&cache, "late", later).is_some());
         assert_eq!((cache.count, cache.total_bytes), (1, 1));
@@ -209,10 +246,10 @@ mod tests {
         let mut cache = FileCache::default();
         let t0 = Instant::now();
         insert(&mut cache, "a", 100, t0);
-        insert(&mut cache, "b", 100, t0 + FRESH_FOR / 2);
-        cache.expire(t0 + FRESH_FOR);
+        insert(&mut cache, "b", 100, t0 + FRESH_FOR);
+        cache.expire(t0 + FRESH_FOR * 2);
         assert_eq!((cache.count, cache.total_bytes), (1, 100));
-        assert!(get(&cache, "b", t0 + FRESH_FOR).is_some());
+        assert!(get(&cache, "b", t0 + FRESH_FOR * 3 / 2).is_some());
     }
 
     #[test]
@@ -259,7 +296,7 @@ mod tests {
         insert(&mut cache, "a", 5, t0);
         assert_eq!(cache.get(Path::new("a"), gzip, t0).map(|f| f.body.len()), Some(2));
         assert_eq!(get(&cache, "a", t0).map(|f| f.body.len()), Some(5));
-        cache.expire(t0 + FRESH_FOR);
+        cache.expire(t0 + FRESH_FOR * 2);
         assert_eq!((cache.count, cache.total_bytes, cache.entries.len()), (0, 0, 0));
     }
 }

@@ -364,6 +364,19 @@ fn file_decision(
     let task = Task::Open { path, kind, prefetch, accept, list };
     match task.shared_open() {
         Some(key) if !waited && ctx.opening.contains_key(&key) => {
+            // The file is being read again: the copy it replaces is good for one more window.
+            if let Some(file) = ctx.cache.get_stale(&ask.path, ask.accept, ctx.now) {
+                let source = Source::Memory(Rc::clone(&file.body));
+                debug!("{peer}: serving {} from memory while it is read again", ask.path.display());
+                let request = exchange.file_request(ctx);
+                return Decision::Respond(response::file(
+                    &request,
+                    &ask.path,
+                    &file.meta,
+                    &file.validators,
+                    source,
+                ));
+            }
             exchange.waiting_for = Some(FileAsk { waited: true, ..ask });
             Decision::Join(key)
         }

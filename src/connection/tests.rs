@@ -738,3 +738,21 @@ fn any_pipelined_stream_split_anywhere_gets_the_responses_it_gets_whole() {
         assert!(!expected.is_empty());
     }
 }
+
+#[test]
+fn while_an_expired_file_is_read_again_its_old_copy_is_served_without_waiting() {
+    let mut h = Harness::new();
+    // a.html was cached at the start; one and a half windows later it is past its window.
+    h.ctx.now += crate::cache::FRESH_FOR + crate::cache::FRESH_FOR / 2;
+    h.send(&get("/a.html"));
+    assert!(matches!(h.job(), Task::Open { .. }), "the first request reads it again");
+    let wire = Rc::new(RefCell::new(Wire::default()));
+    let mut second =
+        Connection::new(ConnId { key: 1, serial: 2 }, Scripted(Rc::clone(&wire)), &h.ctx);
+    wire.borrow_mut().input.push_back(Input::Bytes(get("/a.html")));
+    second.on_ready(&mut h.ctx, false);
+    let output = std::mem::take(&mut wire.borrow_mut().output);
+    let responses = split_responses(&output);
+    assert_eq!((responses[0].0, &responses[0].2[..]), (200, PAGE), "the old copy, at once");
+    assert!(h.jobs.try_recv().is_err(), "and no second read");
+}
