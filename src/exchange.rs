@@ -6,6 +6,7 @@ use crate::access_log::Entry;
 use crate::auth::Check;
 use crate::body::BodyDecoder;
 use crate::budget::{UploadBody, INITIAL_BODY_BYTES};
+use crate::cache::CachedFile;
 use crate::config::Limits;
 use crate::context::Context;
 use crate::error::HttpError;
@@ -342,16 +343,8 @@ fn file_decision(
     ctx: &Context,
 ) -> Decision {
     if let Some(file) = ctx.cache.get(&ask.path, ask.accept, ctx.now) {
-        let source = Source::Memory(Rc::clone(&file.body));
         debug!("{peer}: serving {} from memory", ask.path.display());
-        let request = exchange.file_request(ctx);
-        return Decision::Respond(response::file(
-            &request,
-            &ask.path,
-            &file.meta,
-            &file.validators,
-            source,
-        ));
+        return Decision::Respond(from_memory(exchange, &ask, file, ctx));
     }
     // The first chunk is read ahead only when a full body is likely to be sent: not for HEAD, a range, or a
     // revalidation that will probably be a 304.
@@ -366,22 +359,20 @@ fn file_decision(
         Some(key) if !waited && ctx.opening.contains_key(&key) => {
             // The file is being read again: the copy it replaces is good for one more window.
             if let Some(file) = ctx.cache.get_stale(&ask.path, ask.accept, ctx.now) {
-                let source = Source::Memory(Rc::clone(&file.body));
                 debug!("{peer}: serving {} from memory while it is read again", ask.path.display());
-                let request = exchange.file_request(ctx);
-                return Decision::Respond(response::file(
-                    &request,
-                    &ask.path,
-                    &file.meta,
-                    &file.validators,
-                    source,
-                ));
+                return Decision::Respond(from_memory(exchange, &ask, file, ctx));
             }
             exchange.waiting_for = Some(FileAsk { waited: true, ..ask });
             Decision::Join(key)
         }
         _ => Decision::Submit(task),
     }
+}
+
+fn from_memory(exchange: &Exchange, ask: &FileAsk, file: &CachedFile, ctx: &Context) -> Response {
+    let source = Source::Memory(Rc::clone(&file.body));
+    let request = exchange.file_request(ctx);
+    response::file(&request, &ask.path, &file.meta, &file.validators, source)
 }
 
 /// The open another request was waiting for has finished (its result is in the cache, unless the file was
