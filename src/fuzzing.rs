@@ -19,6 +19,18 @@ use std::path::Path;
 use std::rc::Rc;
 use std::time::Duration;
 
+/// A deterministic xorshift stream for the seeded property tests, so a failure reproduces.
+#[cfg(test)]
+pub fn noise(seed: u64) -> impl FnMut() -> u64 {
+    let mut state = seed;
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}
+
 /// Splits `data` into pieces whose lengths come from its own bytes, so the fuzzer controls the split points.
 fn pieces(data: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut rest = data;

@@ -557,6 +557,7 @@ pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fuzzing::noise;
 
     fn parse(raw: &[u8]) -> Result<Option<(RequestHead, usize)>, HttpError> {
         parse_head(raw, &Limits::default())
@@ -710,17 +711,6 @@ mod tests {
     fn non_ascii_targets_do_not_break_the_scheme_check() {
         let raw = "GET /aaaaé HTTP/1.1\r\nHost: a\r\n\r\n".as_bytes();
         assert!(matches!(parse(raw), Ok(Some(_))));
-    }
-
-    /// A deterministic xorshift stream, so a failure reproduces.
-    fn noise(seed: u64) -> impl FnMut() -> u64 {
-        let mut state = seed;
-        move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        }
     }
 
     #[test]

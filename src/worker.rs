@@ -114,7 +114,7 @@ impl Drop for HeldFile {
     }
 }
 
-#[cfg(any(test, fuzzing))]
+#[cfg(test)]
 impl HeldFile {
     /// A file held under a budget of its own, for tests.
     pub fn unbounded(file: File) -> HeldFile {

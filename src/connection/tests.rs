@@ -4,6 +4,7 @@
 use super::*;
 use crate::config::Limits;
 use crate::context::tests::test_context;
+use crate::fuzzing::noise;
 use crate::mime::FileKind;
 use crate::negotiate::Encodings;
 use crate::worker::{FileMeta, OpenedFile};
@@ -691,17 +692,6 @@ fn a_body_that_slows_below_the_rate_in_a_later_window_gets_408() {
     h.send(b" ");
     h.wait(Duration::from_secs(1));
     assert_eq!(h.statuses(), vec![408]);
-}
-
-/// A deterministic xorshift stream, so a failure reproduces.
-fn noise(seed: u64) -> impl FnMut() -> u64 {
-    let mut state = seed;
-    move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    }
 }
 
 #[test]

@@ -73,40 +73,14 @@ impl TestServer {
     }
 
     fn launch(mut command: Command, host: &str, root: PathBuf, extra: &[&str]) -> TestServer {
-        let mut child = command
+        command
             .args(["0", host, "4", "--root"])
             .arg(&root)
             .args(extra)
             .args(extra_log_level(extra))
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn http-server");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (addr_tx, addr_rx) = mpsc::channel();
-        // Drain both streams for the server's whole life, so a full pipe never blocks its logging. The
-        // access log is on stdout, the event log (with the `listening on` line) on stderr.
-        let stdout = child.stdout.take().expect("piped stdout");
-        drain_into(stdout, Arc::clone(&log), addr_tx.clone());
-        let stderr = child.stderr.take().expect("piped stderr");
-        drain_into(stderr, Arc::clone(&log), addr_tx);
-        let addr = match addr_rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(addr) => {
-                let bound: SocketAddr = addr.parse().expect("listening address");
-                // Bound to every interface: reach it over loopback.
-                if bound.ip().is_unspecified() {
-                    SocketAddr::from(([127, 0, 0, 1], bound.port()))
-                } else {
-                    bound
-                }
-            }
-            Err(_) => {
-                let _ = child.kill();
-                panic!("server did not report its address; log:\n{}", log.lock().unwrap());
-            }
-        };
-        TestServer { child, addr, root, log }
+            .env_remove("RUST_LOG");
+        // The access log is on stdout, the event log (with the `listening on` line) on stderr: drain both.
+        spawn_server(command, root, StdoutMode::Drain)
     }
 
     /// A fresh connection with read and write timeouts.
@@ -527,6 +501,7 @@ fn spawn_server(mut command: Command, root: PathBuf, stdout: StdoutMode) -> Test
     };
     let log = Arc::new(Mutex::new(String::new()));
     let (addr_tx, addr_rx) = mpsc::channel();
+    // Drained for the server's whole life, so a full pipe never blocks its logging.
     if drain {
         let out = child.stdout.take().expect("piped stdout");
         drain_into(out, Arc::clone(&log), addr_tx.clone());
@@ -539,6 +514,7 @@ fn spawn_server(mut command: Command, root: PathBuf, stdout: StdoutMode) -> Test
     let addr = match addr_rx.recv_timeout(Duration::from_secs(20)) {
         Ok(addr) => {
             let bound: SocketAddr = addr.parse().expect("listening address");
+            // Bound to every interface: reach it over loopback.
             if bound.ip().is_unspecified() {
                 SocketAddr::from(([127, 0, 0, 1], bound.port()))
             } else {
