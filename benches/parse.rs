@@ -53,7 +53,7 @@ fn main() {
     bench("decode chunked 64 KiB", chunked.len(), || {
         body.clear();
         let mut decoder = BodyDecoder::new(BodyFraming::Chunked);
-        let used = decoder.decode(black_box(&chunked), &mut body, usize::MAX);
+        let used = decoder.decode(black_box(&chunked), &mut body, usize::MAX, usize::MAX);
         assert_eq!(used, Ok(chunked.len()));
         black_box(&body);
     });

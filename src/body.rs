@@ -36,19 +36,30 @@ impl BodyDecoder {
         }
     }
 
+    /// Body bytes still to come, when the framing says (a Content-Length body).
+    pub fn remaining(&self) -> Option<u64> {
+        match self {
+            BodyDecoder::Length { remaining } => Some(*remaining),
+            BodyDecoder::Done => Some(0),
+            _ => None,
+        }
+    }
+
     /// Whether the whole body has been decoded.
     pub fn is_done(&self) -> bool {
         *self == BodyDecoder::Done
     }
 
     /// Moves body bytes from the front of `input` into `body`, returning how many input bytes were used.
-    /// Stops at the end of the body (the rest of `input` is the next request) or when `input` runs out.
-    /// A body growing past `max_body` is refused as soon as its declared size says so.
+    /// Stops at the end of the body (the rest of `input` is the next request), when `input` runs out, or
+    /// when `body` holds `window` bytes (framing is still consumed then, so a small window can't stall it).
+    /// A body growing past `max_body` bytes in `body` is refused as soon as its declared size says so.
     pub fn decode(
         &mut self,
         input: &[u8],
         body: &mut Vec<u8>,
         max_body: usize,
+        window: usize,
     ) -> Result<usize, HttpError> {
         let mut used = 0;
         loop {
@@ -56,7 +67,9 @@ impl BodyDecoder {
             match self {
                 BodyDecoder::Done => return Ok(used),
                 BodyDecoder::Length { remaining } | BodyDecoder::ChunkData { remaining } => {
-                    let take = rest.len().min(usize::try_from(*remaining).unwrap_or(usize::MAX));
+                    let room = window.saturating_sub(body.len());
+                    let take =
+                        rest.len().min(usize::try_from(*remaining).unwrap_or(usize::MAX)).min(room);
                     if take == 0 {
                         return Ok(used);
                     }
@@ -167,7 +180,18 @@ mod tests {
         input: &[u8],
         step: usize,
     ) -> Result<(Vec<u8>, usize), HttpError> {
+        decode_in_windows(framing, input, step, usize::MAX)
+    }
+
+    /// Like `decode_in_steps`, with the body taken out whenever it fills `window`, as uploads spill to disk.
+    fn decode_in_windows(
+        framing: BodyFraming,
+        input: &[u8],
+        step: usize,
+        window: usize,
+    ) -> Result<(Vec<u8>, usize), HttpError> {
         let mut decoder = BodyDecoder::new(framing);
+        let mut whole = Vec::new();
         let mut body = Vec::new();
         let mut buffered = Vec::new();
         let mut fed = 0;
@@ -178,10 +202,33 @@ mod tests {
             let end = (fed + step).min(input.len());
             buffered.extend_from_slice(&input[fed..end]);
             fed = end;
-            let used = decoder.decode(&buffered, &mut body, MAX)?;
-            buffered.drain(..used);
+            loop {
+                let used = decoder.decode(&buffered, &mut body, MAX - whole.len(), window)?;
+                buffered.drain(..used);
+                assert!(body.len() <= window, "the window holds at most {window} bytes");
+                if body.len() < window {
+                    break;
+                }
+                whole.append(&mut body);
+            }
         }
-        Ok((body, buffered.len() + input.len() - fed))
+        whole.append(&mut body);
+        Ok((whole, buffered.len() + input.len() - fed))
+    }
+
+    #[test]
+    fn a_body_decoded_a_small_window_at_a_time_is_the_same_body() {
+        let chunked =
+            b"4;name=value\r\nWiki\r\n5\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\n\r\nGET /next";
+        for (window, step) in [(1, 1), (1, 7), (3, 2), (5, 64), (7, 1)] {
+            let (body, left) =
+                decode_in_windows(BodyFraming::Chunked, chunked, step, window).unwrap();
+            assert_eq!(body, b"Wikipedia in\r\n\r\nchunks.", "window {window}, step {step}");
+            assert_eq!(left, b"GET /next".len(), "window {window}, step {step}");
+            let (body, left) =
+                decode_in_windows(BodyFraming::Length(5), b"hello world", step, window).unwrap();
+            assert_eq!((body.as_slice(), left), (&b"hello"[..], 6), "window {window}, step {step}");
+        }
     }
 
     #[test]
@@ -203,7 +250,8 @@ mod tests {
     #[test]
     fn chunk_sizes_that_overflow_are_refused() {
         let mut decoder = BodyDecoder::new(BodyFraming::Chunked);
-        let result = decoder.decode(b"10000000000000000\r\n", &mut Vec::new(), usize::MAX);
+        let result =
+            decoder.decode(b"10000000000000000\r\n", &mut Vec::new(), usize::MAX, usize::MAX);
         assert_eq!(result, Err(HttpError::PayloadTooLarge));
     }
 
@@ -211,16 +259,22 @@ mod tests {
     fn chunked_body_over_the_limit_is_refused_when_declared() {
         let mut decoder = BodyDecoder::new(BodyFraming::Chunked);
         let mut body = Vec::new();
-        assert_eq!(decoder.decode(b"400\r\n", &mut body, MAX), Ok(5));
+        assert_eq!(decoder.decode(b"400\r\n", &mut body, MAX, usize::MAX), Ok(5));
         let mut decoder = BodyDecoder::new(BodyFraming::Chunked);
-        assert_eq!(decoder.decode(b"401\r\n", &mut body, MAX), Err(HttpError::PayloadTooLarge));
+        assert_eq!(
+            decoder.decode(b"401\r\n", &mut body, MAX, usize::MAX),
+            Err(HttpError::PayloadTooLarge)
+        );
     }
 
     #[test]
     fn a_huge_chunk_after_a_small_one_is_refused_not_wrapped() {
         let mut decoder = BodyDecoder::new(BodyFraming::Chunked);
         let input = b"1\r\n[\r\nFFFFFFFFFFFFFFFF\r\n";
-        assert_eq!(decoder.decode(input, &mut Vec::new(), MAX), Err(HttpError::PayloadTooLarge));
+        assert_eq!(
+            decoder.decode(input, &mut Vec::new(), MAX, usize::MAX),
+            Err(HttpError::PayloadTooLarge)
+        );
     }
 
     #[test]
@@ -239,12 +293,12 @@ mod tests {
         ];
         for input in bad {
             let mut decoder = BodyDecoder::new(BodyFraming::Chunked);
-            let result = decoder.decode(input, &mut Vec::new(), MAX);
+            let result = decoder.decode(input, &mut Vec::new(), MAX, usize::MAX);
             assert_eq!(result, Err(HttpError::BadRequest), "{}", String::from_utf8_lossy(input));
         }
         let long_line = vec![b'1'; MAX_CHUNK_LINE + 3];
         let mut decoder = BodyDecoder::new(BodyFraming::Chunked);
-        assert!(decoder.decode(&long_line, &mut Vec::new(), MAX).is_err());
+        assert!(decoder.decode(&long_line, &mut Vec::new(), MAX, usize::MAX).is_err());
     }
 
     #[test]
@@ -263,7 +317,7 @@ mod tests {
                 (0..len).map(|_| alphabet[(next() as usize) % alphabet.len()]).collect();
             let mut decoder = BodyDecoder::new(BodyFraming::Chunked);
             let mut body = Vec::new();
-            if let Ok(used) = decoder.decode(&input, &mut body, MAX) {
+            if let Ok(used) = decoder.decode(&input, &mut body, MAX, usize::MAX) {
                 assert!(used <= input.len() && body.len() <= MAX);
             }
         }

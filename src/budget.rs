@@ -1,79 +1,150 @@
-//! The server-wide budget for upload bodies held in memory. `--max-body` bounds each body; this bounds
-//! their sum, so many slow uploads at once can't exhaust memory.
+//! What unfinished uploads may hold across the server. A body is held in memory one window at a time
+//! (`WINDOW_BYTES`), and each full window goes to the upload's temporary file as it arrives. So the number of
+//! uploads under way (`--max-uploads`) bounds their memory, and the disk their temporary files take has a
+//! bound of its own (`--max-upload-disk`).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use crate::storage::Spool;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-/// Bytes of upload bodies held across all connections and workers, and the most allowed.
+/// Body bytes one upload holds in memory before they are written to its temporary file. 64 KiB, nginx's
+/// `client_body_buffer_size` idea: most JSON documents fit and never touch the disk until they are stored.
+pub const WINDOW_BYTES: usize = 64 * 1024;
+
+/// Uploads under way and the disk they hold, across all connections and workers, with their bounds.
 #[derive(Debug)]
-pub struct BodyBudget {
-    used: AtomicUsize,
-    limit: usize,
+pub struct UploadBudget {
+    uploads: AtomicUsize,
+    max_uploads: usize,
+    disk: AtomicU64,
+    max_disk: u64,
 }
 
-impl BodyBudget {
-    /// A budget of `limit` bytes.
-    pub fn new(limit: usize) -> Arc<BodyBudget> {
-        Arc::new(BodyBudget { used: AtomicUsize::new(0), limit })
+/// Which bound refused an upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Full {
+    /// `--max-uploads` are under way.
+    Uploads,
+    /// Unfinished uploads would hold more than `--max-upload-disk`.
+    Disk,
+}
+
+impl Full {
+    /// Why, for the log.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Full::Uploads => "as many uploads as allowed are under way (--max-uploads)",
+            Full::Disk => "unfinished uploads hold all the disk allowed (--max-upload-disk)",
+        }
     }
 }
 
-/// Bytes reserved for a body before any of it arrives. 64 KiB: most JSON documents fit, and a client that
-/// declares a large body and then stalls holds no more than this.
-pub const INITIAL_BODY_BYTES: usize = 64 * 1024;
+impl UploadBudget {
+    /// At most `max_uploads` at once, holding at most `max_disk` bytes in temporary files.
+    pub fn new(max_uploads: usize, max_disk: u64) -> Arc<UploadBudget> {
+        Arc::new(UploadBudget {
+            uploads: AtomicUsize::new(0),
+            max_uploads,
+            disk: AtomicU64::new(0),
+            max_disk,
+        })
+    }
 
-/// An upload body being received or stored. Its buffer is counted against the budget until it is dropped,
-/// on the loop or on the worker that stored it.
+    /// Admits one more upload, reserving disk for all of a declared length at once, so the refusal comes
+    /// before `100 Continue`. A chunked body reserves as it grows.
+    pub fn admit(self: &Arc<UploadBudget>, declared: Option<u64>) -> Result<UploadBody, Full> {
+        if self.uploads.fetch_add(1, Ordering::SeqCst) >= self.max_uploads {
+            self.uploads.fetch_sub(1, Ordering::SeqCst);
+            return Err(Full::Uploads);
+        }
+        // From here on, dropping the body gives its place back.
+        let mut body = UploadBody {
+            bytes: Vec::new(),
+            spool: None,
+            spooled: 0,
+            reserved: 0,
+            budget: Arc::clone(self),
+        };
+        if !body.reserve(declared.unwrap_or(0)) {
+            return Err(Full::Disk);
+        }
+        Ok(body)
+    }
+}
+
+/// An upload body on its way to the disk: the window in memory, and the temporary file with what came
+/// before it. It holds its place in the budget until it is dropped, on the loop or on a worker.
 #[derive(Debug)]
 pub struct UploadBody {
-    /// The body received so far.
+    /// The bytes received since the last window went to the file: at most `WINDOW_BYTES`.
     pub bytes: Vec<u8>,
-    /// The Content-Length, if declared: the buffer never grows past it.
-    declared: Option<usize>,
-    counted: usize,
-    budget: Arc<BodyBudget>,
+    /// The temporary file, once the body outgrew one window. Boxed: connections carry bodies in their state.
+    pub spool: Option<Box<Spool>>,
+    spooled: u64,
+    /// Disk reserved in the budget.
+    reserved: u64,
+    budget: Arc<UploadBudget>,
 }
 
 impl UploadBody {
-    /// An empty body of `declared` length (if known) drawing on `budget`.
-    pub fn new(budget: &Arc<BodyBudget>, declared: Option<u64>) -> UploadBody {
-        let declared = declared.map(|len| usize::try_from(len).unwrap_or(usize::MAX));
-        UploadBody { bytes: Vec::new(), declared, counted: 0, budget: Arc::clone(budget) }
+    /// Body bytes written to the temporary file so far.
+    pub fn spooled(&self) -> u64 {
+        self.spooled
     }
 
-    /// Makes room for `incoming` more bytes and counts it against the budget. The buffer doubles, as a
-    /// `Vec` would, so memory follows what has arrived rather than what was declared, but it never grows
-    /// past a declared length. False when the memory can't be had or the budget is exceeded: the caller
-    /// refuses the upload, and dropping it gives the bytes back.
-    pub fn make_room(&mut self, incoming: usize) -> bool {
-        let len = self.bytes.len();
-        let needed = len.saturating_add(incoming);
-        if needed > self.bytes.capacity() {
-            let doubled = self.bytes.capacity().saturating_mul(2).max(INITIAL_BODY_BYTES);
-            let target = match self.declared {
-                Some(total) => doubled.max(needed).min(total).max(len),
-                None => doubled.max(needed),
-            };
-            if self.bytes.try_reserve_exact(target - len).is_err() {
-                return false;
-            }
-        }
-        self.account()
+    /// Body bytes received so far, in the file and in the window.
+    pub fn received(&self) -> u64 {
+        self.spooled + self.bytes.len() as u64
     }
 
-    fn account(&mut self) -> bool {
-        let held = self.bytes.capacity();
-        if held > self.counted {
-            self.budget.used.fetch_add(held - self.counted, Ordering::SeqCst);
-            self.counted = held;
+    /// Whether the window is full and must go to the file before more is read.
+    pub fn window_is_full(&self) -> bool {
+        self.bytes.len() >= WINDOW_BYTES
+    }
+
+    /// Memory for the rest of the window: a whole window, or less when the body has only `rest` bytes to come
+    /// (a declared length). False when the memory can't be had: the caller refuses the upload.
+    pub fn make_room(&mut self, rest: Option<u64>) -> bool {
+        let window_left = (WINDOW_BYTES - self.bytes.len().min(WINDOW_BYTES)) as u64;
+        let more = rest.map_or(window_left, |rest| rest.min(window_left));
+        let wanted = self.bytes.len() + more as usize;
+        wanted <= self.bytes.capacity()
+            || self.bytes.try_reserve_exact(wanted - self.bytes.len()).is_ok()
+    }
+
+    /// Disk for everything received so far, refused when unfinished uploads would pass `--max-upload-disk`.
+    pub fn reserve_disk(&mut self) -> Result<(), Full> {
+        if self.reserve(self.received()) {
+            Ok(())
+        } else {
+            Err(Full::Disk)
         }
-        self.budget.used.load(Ordering::SeqCst) <= self.budget.limit
+    }
+
+    /// The window is in the temporary file now: the next one starts empty.
+    pub fn spilled(&mut self) {
+        self.spooled += self.bytes.len() as u64;
+        self.bytes.clear();
+    }
+
+    fn reserve(&mut self, total: u64) -> bool {
+        let Some(more) = total.checked_sub(self.reserved).filter(|&more| more > 0) else {
+            return true;
+        };
+        let before = self.budget.disk.fetch_add(more, Ordering::SeqCst);
+        if before.saturating_add(more) > self.budget.max_disk {
+            self.budget.disk.fetch_sub(more, Ordering::SeqCst);
+            return false;
+        }
+        self.reserved = total;
+        true
     }
 }
 
 impl Drop for UploadBody {
     fn drop(&mut self) {
-        self.budget.used.fetch_sub(self.counted, Ordering::SeqCst);
+        self.budget.uploads.fetch_sub(1, Ordering::SeqCst);
+        self.budget.disk.fetch_sub(self.reserved, Ordering::SeqCst);
     }
 }
 
@@ -81,41 +152,64 @@ impl Drop for UploadBody {
 mod tests {
     use super::*;
 
+    fn held(budget: &UploadBudget) -> (usize, u64) {
+        (budget.uploads.load(Ordering::SeqCst), budget.disk.load(Ordering::SeqCst))
+    }
+
     #[test]
-    fn bodies_share_the_budget_and_return_it_when_dropped() {
-        let budget = BodyBudget::new(1000);
-        let mut first = UploadBody::new(&budget, Some(600));
-        assert!(first.make_room(600));
-        assert_eq!(first.bytes.capacity(), 600, "a declared body is reserved exactly");
-        let mut second = UploadBody::new(&budget, Some(600));
-        assert!(!second.make_room(600), "1200 bytes held against a budget of 1000");
-        drop(second);
-        assert_eq!(budget.used.load(Ordering::SeqCst), 600);
+    fn uploads_past_the_count_are_refused_and_their_places_come_back() {
+        let budget = UploadBudget::new(2, u64::MAX);
+        let first = budget.admit(None).unwrap();
+        let second = budget.admit(Some(10)).unwrap();
+        assert_eq!(budget.admit(None).unwrap_err(), Full::Uploads);
         drop(first);
-        assert_eq!(budget.used.load(Ordering::SeqCst), 0);
+        let third = budget.admit(None).unwrap();
+        drop((second, third));
+        assert_eq!(held(&budget), (0, 0));
     }
 
     #[test]
-    fn memory_follows_what_arrived_not_what_was_declared() {
-        let budget = BodyBudget::new(usize::MAX);
-        let mut body = UploadBody::new(&budget, Some(10 * 1024 * 1024));
-        assert!(body.make_room(100));
-        assert_eq!(body.bytes.capacity(), INITIAL_BODY_BYTES);
-        body.bytes.resize(INITIAL_BODY_BYTES, 0);
-        assert!(body.make_room(1));
-        assert_eq!(body.bytes.capacity(), 2 * INITIAL_BODY_BYTES);
-        let mut chunked = UploadBody::new(&budget, None);
-        assert!(chunked.make_room(3 * INITIAL_BODY_BYTES));
-        assert!(chunked.bytes.capacity() >= 3 * INITIAL_BODY_BYTES);
+    fn a_declared_length_reserves_its_disk_up_front() {
+        let budget = UploadBudget::new(10, 1000);
+        let first = budget.admit(Some(600)).unwrap();
+        assert_eq!(held(&budget), (1, 600));
+        assert_eq!(budget.admit(Some(600)).unwrap_err(), Full::Disk);
+        assert_eq!(held(&budget), (1, 600), "a refusal holds nothing");
+        let small = budget.admit(Some(400)).unwrap();
+        drop((first, small));
+        assert_eq!(held(&budget), (0, 0));
     }
 
     #[test]
-    fn a_declared_body_never_grows_past_its_length() {
-        let budget = BodyBudget::new(usize::MAX);
-        let mut body = UploadBody::new(&budget, Some(70_000));
-        body.bytes.resize(INITIAL_BODY_BYTES, 0);
-        // The read buffer may also hold the next pipelined request: still no more than the declared length.
-        assert!(body.make_room(100_000));
-        assert_eq!(body.bytes.capacity(), 70_000);
+    fn a_chunked_body_reserves_disk_as_it_grows() {
+        let budget = UploadBudget::new(10, 100);
+        let mut body = budget.admit(None).unwrap();
+        body.bytes.extend_from_slice(&[b' '; 60]);
+        assert_eq!(body.reserve_disk(), Ok(()));
+        body.spilled();
+        assert_eq!((body.spooled(), body.received()), (60, 60));
+        body.bytes.extend_from_slice(&[b' '; 60]);
+        assert_eq!(body.reserve_disk(), Err(Full::Disk), "120 bytes against a bound of 100");
+        assert_eq!(held(&budget), (1, 60));
+    }
+
+    #[test]
+    fn memory_is_one_window_at_most_and_never_past_what_is_still_to_come() {
+        let budget = UploadBudget::new(10, u64::MAX);
+        let mut small = budget.admit(Some(100)).unwrap();
+        assert!(small.make_room(Some(100)));
+        assert_eq!(small.bytes.capacity(), 100);
+        let mut large = budget.admit(Some(10 * 1024 * 1024)).unwrap();
+        assert!(large.make_room(Some(10 * 1024 * 1024)));
+        assert_eq!(large.bytes.capacity(), WINDOW_BYTES);
+        large.bytes.resize(WINDOW_BYTES, b' ');
+        assert!(large.window_is_full());
+        large.spilled();
+        assert!(large.make_room(None));
+        assert_eq!(large.bytes.capacity(), WINDOW_BYTES, "the window is reused, never grown");
+        let mut chunked = budget.admit(None).unwrap();
+        chunked.bytes.extend_from_slice(b"[1,");
+        assert!(chunked.make_room(None));
+        assert_eq!(chunked.bytes.capacity(), WINDOW_BYTES);
     }
 }

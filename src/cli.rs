@@ -59,9 +59,12 @@ pub struct Args {
     /// Largest upload body in bytes.
     #[arg(long, value_name = "BYTES", env = "HTTP_SERVER_MAX_BODY", default_value_t = 10 * 1024 * 1024)]
     pub max_body: usize,
-    /// Upload bytes held in memory across all connections (at least twice --max-body); more gets 503.
-    #[arg(long, value_name = "BYTES", env = "HTTP_SERVER_MAX_UPLOAD_MEMORY", default_value_t = 256 * 1024 * 1024)]
-    pub max_upload_memory: usize,
+    /// Uploads under way at once, each holding at most 64 KiB of memory; more get 503.
+    #[arg(long, value_name = "N", env = "HTTP_SERVER_MAX_UPLOADS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_uploads: u32,
+    /// Disk the temporary files of unfinished uploads may hold together (at least --max-body); more gets 503.
+    #[arg(long, value_name = "BYTES", env = "HTTP_SERVER_MAX_UPLOAD_DISK", default_value_t = 1024 * 1024 * 1024)]
+    pub max_upload_disk: u64,
     /// Window of the minimum upload rate: every SECS, a body must bring at least 1 KiB per second of it, or 408.
     #[arg(long, value_name = "SECS", env = "HTTP_SERVER_BODY_TIMEOUT", default_value = "10", value_parser = seconds(86400.0))]
     pub body_timeout: Duration,

@@ -56,10 +56,13 @@ pub struct Limits {
     pub max_target_bytes: usize,
     /// Largest accepted upload body. Default 10 MiB; beyond it 413.
     pub max_body_bytes: usize,
-    /// Upload bytes held in memory across all connections at once; an upload that would pass it gets 503.
-    /// Bodies hold memory as they arrive (a declared length is never exceeded; a chunked body may hold up to
-    /// twice its size). Default 256 MiB; never less than twice `max_body_bytes`.
-    pub max_buffered_body_bytes: usize,
+    /// Uploads under way at once (`--max-uploads`); more get 503. Each holds at most one window of its body
+    /// in memory (`budget::WINDOW_BYTES`, 64 KiB), so this bounds their memory. Default 1024 (64 MiB).
+    pub max_uploads: usize,
+    /// Disk the temporary files of unfinished uploads may hold together (`--max-upload-disk`); an upload that
+    /// would pass it gets 503 (before `100 Continue` when its length is declared). Default 1 GiB; never less
+    /// than `max_body_bytes`.
+    pub max_upload_disk_bytes: u64,
     /// The window of the minimum upload rate: every `body_timeout`, a body must have brought at least 1 KiB/s
     /// of it, or it gets 408. Default 10 s, so a trickle is cut in seconds.
     pub body_timeout: Duration,
@@ -100,7 +103,8 @@ impl Default for Limits {
             max_head_bytes: 16 * 1024,
             max_target_bytes: 8 * 1024,
             max_body_bytes: 10 * 1024 * 1024,
-            max_buffered_body_bytes: 256 * 1024 * 1024,
+            max_uploads: 1024,
+            max_upload_disk_bytes: 1024 * 1024 * 1024,
             body_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(5),
             write_timeout: Duration::from_secs(30),

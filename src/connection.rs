@@ -1,6 +1,7 @@
 //! One client connection as an explicit state machine. It reads and writes its transport until `WouldBlock`,
 //! carries out what `exchange` decides, and never touches the poll registry, the slab or a file.
 
+use crate::budget::UploadBody;
 use crate::context::Context;
 use crate::error::HttpError;
 use crate::exchange::{self, Decision, Exchange, Origin, Resumption, Upload};
@@ -28,9 +29,12 @@ enum State {
     Idle,
     /// Part of a head is buffered. EOF: close. Timeout (counted from the first byte): 408, then close.
     ReadingHead,
-    /// Reading an upload body. EOF: close, nothing stored. A stall past the idle timeout, or a body that
-    /// falls behind the minimum rate (`Upload::deadline`): 408.
-    ReadingBody { exchange: Box<Exchange>, upload: Upload },
+    /// Reading an upload body into its window. EOF: close, nothing stored. A stall past the idle timeout, or a
+    /// body that falls behind the minimum rate (`Upload::deadline`): 408.
+    ReadingBody { exchange: Box<Exchange>, upload: Upload, body: UploadBody },
+    /// A worker is writing the body's full window to the upload's temporary file: no reads, and no deadline,
+    /// until it is done. Then back to `ReadingBody`.
+    Spilling { exchange: Box<Exchange>, upload: Upload },
     /// A job is with the worker pool: no reads and no deadline until its completion arrives.
     AwaitingWorker { exchange: Box<Exchange> },
     /// Flushing `write_buf`, then `next`. A write that stalls past the write timeout drops the client.
@@ -48,6 +52,7 @@ impl State {
             State::Idle => "Idle",
             State::ReadingHead => "ReadingHead",
             State::ReadingBody { .. } => "ReadingBody",
+            State::Spilling { .. } => "Spilling",
             State::AwaitingWorker { .. } => "AwaitingWorker",
             State::Writing { .. } => "Writing",
             State::Lingering { .. } => "Lingering",
@@ -61,7 +66,7 @@ enum Next {
     /// The response is complete.
     Done,
     /// `100 Continue` went out: read the body.
-    Body(Upload),
+    Body(Upload, UploadBody),
     /// Part of the file remains: a worker reads the next chunk.
     Chunk(FileCursor),
 }
@@ -171,23 +176,37 @@ impl<T: Transport> Connection<T> {
 
     /// A worker finished this connection's job.
     pub fn on_completion(&mut self, ctx: &mut Context, result: Result<Output, JobError>) {
-        if !matches!(self.state, State::AwaitingWorker { .. }) {
-            debug!("{}: dropping a completion it no longer waits for", self.transport.peer());
-            return;
-        }
-        let State::AwaitingWorker { mut exchange } = self.take_state() else {
-            unreachable!("checked above")
+        let (mut exchange, upload) = match self.take_state() {
+            State::AwaitingWorker { exchange } => (exchange, None),
+            State::Spilling { exchange, upload } => (exchange, Some(upload)),
+            state => {
+                self.state = state;
+                debug!("{}: dropping a completion it no longer waits for", self.transport.peer());
+                return;
+            }
         };
-        let step = match exchange::resume(&mut exchange, result, self.transport.peer(), ctx) {
-            Resumption::Proceed(decision) => self.carry_out(ctx, exchange, decision),
-            Resumption::Respond(response) => self.respond(ctx, exchange, response),
-            Resumption::Stream { bytes, rest } => {
+        let resumption = exchange::resume(&mut exchange, result, self.transport.peer(), ctx);
+        let step = match (resumption, upload) {
+            (Resumption::ReadBody(body), Some(mut upload)) => {
+                upload.restart(ctx.now, body.received());
+                self.transition(State::ReadingBody { exchange, upload, body }, ctx);
+                Step::Continue
+            }
+            // An upload's window could not be written: the rest of its body will not be read.
+            (Resumption::Respond(response), Some(_)) => {
+                exchange.persistence = Persistence::Close;
+                self.respond(ctx, exchange, response)
+            }
+            (Resumption::Proceed(decision), None) => self.carry_out(ctx, exchange, decision),
+            (Resumption::Respond(response), None) => self.respond(ctx, exchange, response),
+            (Resumption::Stream { bytes, rest }, None) => {
                 // The next chunk is asked for only once the last one is out.
                 debug_assert!(self.write_buf.is_empty());
                 self.write_buf = bytes;
                 self.start_writing(ctx, exchange, rest.map_or(Next::Done, Next::Chunk))
             }
-            Resumption::Abort => self.close(ctx),
+            // An abort, or a result that is not what this state waits for (never sent): nothing sane is left.
+            (_, _) => self.close(ctx),
         };
         if step == Step::Continue {
             self.advance(ctx);
@@ -225,9 +244,9 @@ impl<T: Transport> Connection<T> {
                 self.respond_error(ctx, Box::new(Exchange::unparsed()), HttpError::RequestTimeout);
                 self.advance(ctx);
             }
-            State::ReadingBody { exchange, mut upload } => {
-                if upload.may_continue(ctx.now, ctx.limits()) {
-                    self.transition(State::ReadingBody { exchange, upload }, ctx);
+            State::ReadingBody { exchange, mut upload, body } => {
+                if upload.may_continue(ctx.now, body.received(), ctx.limits()) {
+                    self.transition(State::ReadingBody { exchange, upload, body }, ctx);
                     return;
                 }
                 info!("{peer}: \"{}\" body not received in time", exchange.request_line);
@@ -243,7 +262,9 @@ impl<T: Transport> Connection<T> {
                 self.close(ctx);
             }
             // These states have no deadline (the early return above): put the state back untouched.
-            state @ (State::AwaitingWorker { .. } | State::Closed) => self.state = state,
+            state @ (State::AwaitingWorker { .. } | State::Spilling { .. } | State::Closed) => {
+                self.state = state
+            }
         }
     }
 
@@ -257,7 +278,7 @@ impl<T: Transport> Connection<T> {
                 State::ReadingBody { .. } => self.read_body(ctx),
                 State::Writing { .. } => self.write(ctx),
                 State::Lingering { .. } => self.linger(ctx),
-                State::AwaitingWorker { .. } | State::Closed => Step::Wait,
+                State::AwaitingWorker { .. } | State::Spilling { .. } | State::Closed => Step::Wait,
             };
             match step {
                 Step::Continue => {}
@@ -279,7 +300,7 @@ impl<T: Transport> Connection<T> {
             State::ReadingBody { upload, .. } => Some(upload.deadline(limits)),
             State::Writing { .. } => Some(ctx.now + limits.write_timeout),
             State::Lingering { .. } => Some(ctx.now + LINGER_TIMEOUT),
-            State::AwaitingWorker { .. } | State::Closed => None,
+            State::AwaitingWorker { .. } | State::Spilling { .. } | State::Closed => None,
         };
         self.state = state;
     }
@@ -366,24 +387,25 @@ impl<T: Transport> Connection<T> {
                     self.carry_out(ctx, exchange, decision)
                 }
             },
-            Decision::ReadBody { upload, expect_continue: true } => {
+            Decision::ReadBody { upload, body, expect_continue: true } => {
                 self.write_buf.extend_from_slice(http::CONTINUE);
-                self.start_writing(ctx, exchange, Next::Body(upload))
+                self.start_writing(ctx, exchange, Next::Body(upload, body))
             }
-            Decision::ReadBody { upload, .. } => {
-                self.transition(State::ReadingBody { exchange, upload }, ctx);
+            Decision::ReadBody { upload, body, .. } => {
+                self.transition(State::ReadingBody { exchange, upload, body }, ctx);
                 Step::Continue
             }
         }
     }
 
-    /// `ReadingBody`: decode buffered and incoming bytes until the body is complete, then store it.
+    /// `ReadingBody`: decode buffered and incoming bytes until the window is full or the body complete, then
+    /// have it written out.
     fn read_body(&mut self, ctx: &mut Context) -> Step {
         loop {
-            let State::ReadingBody { upload, .. } = &mut self.state else {
+            let State::ReadingBody { upload, body, .. } = &mut self.state else {
                 unreachable!("read_body outside ReadingBody");
             };
-            match upload.absorb(&self.inbox.bytes, ctx.limits()) {
+            match upload.absorb(body, &self.inbox.bytes, ctx.limits()) {
                 Ok(used) => self.inbox.consume(used),
                 Err(err) => {
                     let State::ReadingBody { exchange, .. } = self.take_state() else {
@@ -394,11 +416,8 @@ impl<T: Transport> Connection<T> {
                     return self.refuse_body(ctx, exchange, err);
                 }
             }
-            if upload.decoder.is_done() {
-                let State::ReadingBody { exchange, upload } = self.take_state() else {
-                    unreachable!("checked above")
-                };
-                return self.submit(ctx, exchange, Task::Save { body: upload.body });
+            if upload.decoder.is_done() || body.window_is_full() {
+                return self.write_out(ctx);
             }
             if !take_read(&mut self.reads_left) {
                 return Step::Yield;
@@ -419,6 +438,29 @@ impl<T: Transport> Connection<T> {
         }
     }
 
+    /// The body is complete, or its window full: a worker stores it, or adds the window to its temporary
+    /// file. Disk for it is reserved first; a chunked body's size is known only as it arrives.
+    fn write_out(&mut self, ctx: &mut Context) -> Step {
+        let State::ReadingBody { exchange, upload, mut body } = self.take_state() else {
+            unreachable!("write_out outside ReadingBody")
+        };
+        if let Err(full) = body.reserve_disk() {
+            let peer = self.transport.peer();
+            info!("{peer}: \"{}\" refused (503): {}", exchange.request_line, full.reason());
+            return self.refuse_body(ctx, exchange, HttpError::Unavailable);
+        }
+        if upload.decoder.is_done() {
+            return self.submit(ctx, exchange, Task::Save { body });
+        }
+        match self.send_job(ctx, Task::Spill { body }) {
+            Ok(()) => {
+                self.transition(State::Spilling { exchange, upload }, ctx);
+                Step::Wait
+            }
+            Err(err) => self.refuse_body(ctx, exchange, err),
+        }
+    }
+
     /// An upload body is refused part way (too large, malformed, too slow, out of memory): the rest of it
     /// will not be read, so the connection closes after the answer.
     fn refuse_body(&mut self, ctx: &Context, mut exchange: Box<Exchange>, err: HttpError) -> Step {
@@ -426,11 +468,10 @@ impl<T: Transport> Connection<T> {
         self.respond_error(ctx, exchange, err)
     }
 
-    /// Hands a job to the pool; a full queue is answered with 503 at once.
+    /// Hands a job to the pool and waits for it; a full queue is answered with 503 at once.
     fn submit(&mut self, ctx: &mut Context, mut exchange: Box<Exchange>, task: Task) -> Step {
         exchange.storing = matches!(task, Task::Save { .. });
-        let job = Job { conn: self.id, task, reply: ctx.reply.clone() };
-        match ctx.shared.pool.submit(job, ctx.now) {
+        match self.send_job(ctx, task) {
             Ok(()) => {
                 self.transition(State::AwaitingWorker { exchange }, ctx);
                 Step::Wait
@@ -442,6 +483,10 @@ impl<T: Transport> Connection<T> {
             }
             Err(err) => self.respond_error(ctx, exchange, err),
         }
+    }
+
+    fn send_job(&self, ctx: &Context, task: Task) -> Result<(), HttpError> {
+        ctx.shared.pool.submit(Job { conn: self.id, task, reply: ctx.reply.clone() }, ctx.now)
     }
 
     /// Every failure is answered through here.
@@ -495,8 +540,8 @@ impl<T: Transport> Connection<T> {
         };
         match next {
             Next::Done => self.finish_exchange(ctx, exchange),
-            Next::Body(upload) => {
-                self.transition(State::ReadingBody { exchange, upload }, ctx);
+            Next::Body(upload, body) => {
+                self.transition(State::ReadingBody { exchange, upload, body }, ctx);
                 Step::Continue
             }
             Next::Chunk(file) => self.submit(ctx, exchange, Task::Read { file }),

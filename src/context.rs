@@ -3,7 +3,7 @@
 
 use crate::access_log::AccessLog;
 use crate::auth::{Trusted, Users};
-use crate::budget::BodyBudget;
+use crate::budget::UploadBudget;
 use crate::cache::FileCache;
 use crate::config::Limits;
 use crate::mime::MimeTable;
@@ -34,8 +34,8 @@ pub struct Shared {
     pub cors: bool,
     /// Fields every response carries (`--header`, and `Access-Control-Allow-Origin` with `--cors`).
     pub extra_headers: Vec<(&'static str, &'static str)>,
-    /// Memory held by upload bodies, across connections and workers.
-    pub uploads: Arc<BodyBudget>,
+    /// Uploads under way and the disk they hold, across connections and workers.
+    pub uploads: Arc<UploadBudget>,
     /// Where blocking work goes.
     pub pool: WorkerPool,
 }
@@ -144,7 +144,10 @@ pub mod tests {
             users: Users::default(),
             cors: false,
             extra_headers: Vec::new(),
-            uploads: BodyBudget::new(config.limits.max_buffered_body_bytes),
+            uploads: UploadBudget::new(
+                config.limits.max_uploads,
+                config.limits.max_upload_disk_bytes,
+            ),
             pool,
             limits: config.limits,
         };

@@ -5,7 +5,7 @@
 use crate::access_log::Entry;
 use crate::auth::Check;
 use crate::body::BodyDecoder;
-use crate::budget::{UploadBody, INITIAL_BODY_BYTES};
+use crate::budget::{UploadBody, WINDOW_BYTES};
 use crate::cache::CachedFile;
 use crate::config::Limits;
 use crate::context::Context;
@@ -157,17 +157,16 @@ fn truncated(mut text: String, max: usize) -> String {
     text
 }
 
-/// An upload body on its way in.
+/// Where an upload body stands while it comes in: its framing, and how fast it arrives. The bytes travel
+/// apart from it, in an `UploadBody`, to the workers that write them out.
 #[derive(Debug)]
 pub struct Upload {
     /// Where the decoder is within the framing.
     pub decoder: BodyDecoder,
-    /// The bytes so far, counted against the upload budget.
-    pub body: UploadBody,
-    /// The current rate window: when it began, and the body's length then.
-    pub window: (Instant, usize),
+    /// The current rate window: when it began, and the body bytes received by then.
+    window: (Instant, u64),
     /// When body bytes last arrived.
-    pub last_data: Instant,
+    last_data: Instant,
 }
 
 /// The slowest rate an upload may keep, in every window of `body_timeout` (10 s by default): 1 KiB/s. A body
@@ -175,18 +174,29 @@ pub struct Upload {
 const MIN_BODY_BYTES_PER_SEC: f64 = 1024.0;
 
 impl Upload {
-    /// Takes body bytes from the front of `input`, returning how many it used. Refused when the body grows
-    /// past `max_body_bytes` (413), its framing is malformed (400), or the upload budget is spent (503).
-    pub fn absorb(&mut self, input: &[u8], limits: &Limits) -> Result<usize, HttpError> {
-        if !self.body.make_room(input.len()) {
-            return Err(HttpError::Unavailable);
-        }
-        self.decoder.decode(input, &mut self.body.bytes, limits.max_body_bytes)
+    /// A body starting now.
+    pub fn new(decoder: BodyDecoder, now: Instant) -> Upload {
+        Upload { decoder, window: (now, 0), last_data: now }
     }
 
-    /// A body starting now.
-    pub fn new(decoder: BodyDecoder, body: UploadBody, now: Instant) -> Upload {
-        Upload { decoder, body, window: (now, 0), last_data: now }
+    /// Takes body bytes from the front of `input` into `body`'s window, returning how many it used. It stops
+    /// when the window is full: the connection then has it written out before reading on. Refused when the
+    /// body grows past `max_body_bytes` (413), its framing is malformed (400), or memory is short (503).
+    pub fn absorb(
+        &mut self,
+        body: &mut UploadBody,
+        input: &[u8],
+        limits: &Limits,
+    ) -> Result<usize, HttpError> {
+        if input.is_empty() {
+            return Ok(0);
+        }
+        if !body.make_room(self.decoder.remaining()) {
+            return Err(HttpError::Unavailable);
+        }
+        let spooled = usize::try_from(body.spooled()).unwrap_or(usize::MAX);
+        let max_body = limits.max_body_bytes.saturating_sub(spooled);
+        self.decoder.decode(input, &mut body.bytes, max_body, WINDOW_BYTES)
     }
 
     /// Body bytes arrived.
@@ -194,22 +204,29 @@ impl Upload {
         self.last_data = now;
     }
 
+    /// The body's clock starts again now: the time it spent waiting on us (a password check, a window being
+    /// written out) is not the client's.
+    pub fn restart(&mut self, now: Instant, received: u64) {
+        (self.window, self.last_data) = ((now, received), now);
+    }
+
     /// The next moment to look at the body: an idle stall, or the end of the current rate window.
     pub fn deadline(&self, limits: &Limits) -> Instant {
         (self.last_data + limits.idle_timeout).min(self.window.0 + limits.body_timeout)
     }
 
-    /// At a deadline: whether the body may go on. A stall may not, nor a window that brought less than the
-    /// minimum rate; a window that kept it starts the next (a sliding check, not an average over the whole).
-    pub fn may_continue(&mut self, now: Instant, limits: &Limits) -> bool {
+    /// At a deadline, with `received` body bytes so far: whether the body may go on. A stall may not, nor a
+    /// window that brought less than the minimum rate; a window that kept it starts the next (a sliding
+    /// check, not an average over the whole).
+    pub fn may_continue(&mut self, now: Instant, received: u64, limits: &Limits) -> bool {
         if now >= self.last_data + limits.idle_timeout {
             return false;
         }
-        let brought = self.body.bytes.len().saturating_sub(self.window.1) as f64;
+        let brought = received.saturating_sub(self.window.1) as f64;
         if brought < MIN_BODY_BYTES_PER_SEC * limits.body_timeout.as_secs_f64() {
             return false;
         }
-        self.window = (now, self.body.bytes.len());
+        self.window = (now, received);
         true
     }
 }
@@ -222,7 +239,7 @@ pub enum Decision {
     /// Hand this job to the workers and wait for its completion.
     Submit(Task),
     /// Read the body first, after `100 Continue` when the client asked for it.
-    ReadBody { upload: Upload, expect_continue: bool },
+    ReadBody { upload: Upload, body: UploadBody, expect_continue: bool },
     /// Wait for the open of this file that a worker is doing for another request.
     Join(OpenKey),
 }
@@ -238,6 +255,8 @@ pub enum Resumption {
     Abort,
     /// Credentials passed: carry out the decision they held back.
     Proceed(Decision),
+    /// A window of the upload is on disk: read on into the body's emptied window.
+    ReadBody(UploadBody),
 }
 
 /// Where the request came from, for Host checks, keep-alive and the log.
@@ -466,8 +485,8 @@ fn route(
     })
 }
 
-/// Reserves memory for the body (all of it, when its length is known) before asking for it with
-/// `100 Continue`, so a refusal comes before the client sends anything.
+/// Admits the upload under the upload budget, reserving disk for all of a declared length, before asking
+/// for the body with `100 Continue`: a refusal comes before the client sends anything.
 fn start_upload(
     head: &RequestHead,
     exchange: &mut Exchange,
@@ -478,18 +497,17 @@ fn start_upload(
         BodyFraming::Length(len) => Some(len),
         BodyFraming::None | BodyFraming::Chunked => None,
     };
-    let mut body = UploadBody::new(&ctx.shared.uploads, declared);
-    if !body.make_room(INITIAL_BODY_BYTES) {
-        info!(
-            "{peer}: \"{}\" refused (503): uploads in progress hold all the memory allowed",
-            exchange.request_line
-        );
-        exchange.persistence = Persistence::Close;
-        return Decision::Respond(response::error(HttpError::Unavailable, None, exchange.errors));
-    }
-    Decision::ReadBody {
-        upload: Upload::new(BodyDecoder::new(head.framing), body, ctx.now),
-        expect_continue: head.expect_continue,
+    match ctx.shared.uploads.admit(declared) {
+        Ok(body) => Decision::ReadBody {
+            upload: Upload::new(BodyDecoder::new(head.framing), ctx.now),
+            body,
+            expect_continue: head.expect_continue,
+        },
+        Err(full) => {
+            info!("{peer}: \"{}\" refused (503): {}", exchange.request_line, full.reason());
+            exchange.persistence = Persistence::Close;
+            Decision::Respond(response::error(HttpError::Unavailable, None, exchange.errors))
+        }
     }
 }
 
@@ -504,6 +522,7 @@ pub fn resume(
         Ok(Output::Opened(file)) => Resumption::Respond(opened(exchange, file, ctx)),
         Ok(Output::Chunk { bytes, rest }) => Resumption::Stream { bytes, rest },
         Ok(Output::Saved { name }) => Resumption::Respond(response::created(&name)),
+        Ok(Output::Spilled { body }) => Resumption::ReadBody(body),
         Ok(Output::Verified(passed)) => match exchange.pending.take() {
             Some(pending) if passed => {
                 let Pending { mut decision, authorization, user, persistence } = *pending;
@@ -512,7 +531,7 @@ pub fn resume(
                 exchange.persistence = persistence;
                 // The body's time starts now, not while the password was being checked.
                 if let Decision::ReadBody { upload, .. } = &mut decision {
-                    (upload.window, upload.last_data) = ((ctx.now, 0), ctx.now);
+                    upload.restart(ctx.now, 0);
                 }
                 Resumption::Proceed(decision)
             }
@@ -719,9 +738,8 @@ mod tests {
     }
 
     #[test]
-    fn an_upload_past_the_memory_budget_is_refused_before_its_body() {
-        let limits =
-            Limits { max_buffered_body_bytes: INITIAL_BODY_BYTES - 1, ..Limits::default() };
+    fn an_upload_past_the_disk_budget_is_refused_before_its_body() {
+        let limits = Limits { max_upload_disk_bytes: 99_999, ..Limits::default() };
         let (ctx, _jobs) = test_context(limits);
         let raw = "POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
                    Content-Length: 100000\r\nExpect: 100-continue\r\n\r\n";

@@ -23,6 +23,7 @@ mod response;
 pub mod routes;
 mod server;
 pub mod status;
+mod storage;
 mod transport;
 mod worker;
 

@@ -87,12 +87,12 @@ fn run(args: Args) -> ExitCode {
         "-" => Some(Sink::Stdout),
         path => Some(Sink::File(path.into())),
     };
-    // A chunked body's buffer grows by doubling, so one largest body may hold twice its size.
-    let body_memory = args.max_body.saturating_mul(2);
-    if args.max_upload_memory < body_memory {
+    // One largest upload must fit, or --max-body would be a promise the server can't keep.
+    let max_body = args.max_body as u64;
+    if args.max_upload_disk < max_body {
         warn!(
-            "--max-upload-memory {} is less than twice --max-body; using {body_memory}",
-            args.max_upload_memory
+            "--max-upload-disk {} is less than --max-body; using {max_body}",
+            args.max_upload_disk
         );
     }
     let (max_connections, max_open_files) =
@@ -101,7 +101,8 @@ fn run(args: Args) -> ExitCode {
         idle_timeout: args.idle_timeout,
         max_requests: args.max_requests,
         max_body_bytes: args.max_body,
-        max_buffered_body_bytes: args.max_upload_memory.max(body_memory),
+        max_uploads: args.max_uploads as usize,
+        max_upload_disk_bytes: args.max_upload_disk.max(max_body),
         body_timeout: args.body_timeout,
         file_cache_window: args.file_cache_window,
         max_connections,

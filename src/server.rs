@@ -2,13 +2,14 @@
 //! the waker the worker pool uses to hand back completions.
 
 use crate::access_log::AccessLog;
-use crate::budget::BodyBudget;
+use crate::budget::UploadBudget;
 use crate::config::Config;
 use crate::connection::Connection;
 use crate::context::{Context, Shared};
 use crate::exchange;
 use crate::response;
 use crate::routes::HostPolicy;
+use crate::storage;
 use crate::transport::{Plain, Transport};
 use crate::worker::{self, Completion, ConnId, FileBudget, Reply, WorkerConfig, WorkerPool};
 use log::{debug, error, info, warn};
@@ -97,7 +98,7 @@ impl Server {
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let root = config.root.canonicalize()?;
         let upload_dir = root.join(crate::config::UPLOAD_DIR);
-        match worker::prepare_upload_dir(&upload_dir) {
+        match storage::prepare_upload_dir(&upload_dir) {
             Ok(0) => {}
             Ok(n) => info!("removed {n} unfinished upload(s) from {}", upload_dir.display()),
             // Downloads still work; uploads will answer 500 until the folder is fixed.
@@ -110,6 +111,7 @@ impl Server {
             upload_dir,
             chunk_bytes: config.limits.file_chunk_bytes,
             open_files: FileBudget::new(config.limits.max_open_files),
+            leftovers: Arc::default(),
         };
         let pool = WorkerPool::new(config.workers, config.limits.max_queued_jobs, worker_config)?;
         let shared = Shared {
@@ -125,7 +127,10 @@ impl Server {
                 Some((sink, format)) => Some(AccessLog::start(sink, format, config.reopen_logs)?),
                 None => None,
             },
-            uploads: BodyBudget::new(config.limits.max_buffered_body_bytes),
+            uploads: UploadBudget::new(
+                config.limits.max_uploads,
+                config.limits.max_upload_disk_bytes,
+            ),
             pool,
             limits: config.limits,
         };

@@ -7,14 +7,14 @@ use crate::error::HttpError;
 use crate::listing;
 use crate::mime::FileKind;
 use crate::negotiate::{Coding, Encodings};
+use crate::storage::{self, Leftovers, StoreError};
 use log::{debug, error, info, warn};
 use mio::Waker;
 use rustix::fs::{openat2, statat, AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
-use serde::de::IgnoredAny;
 use std::collections::VecDeque;
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::panic::{self, AssertUnwindSafe};
@@ -61,7 +61,9 @@ pub enum Task {
     },
     /// Read the next chunk of a file being sent.
     Read { file: FileCursor },
-    /// Validate an upload as JSON and store it durably under a new name.
+    /// Write an upload's full window to its temporary file (made on the first), and hand the body back.
+    Spill { body: UploadBody },
+    /// Validate a finished upload as JSON and store it durably under a new name.
     Save { body: UploadBody },
     /// Check a password against an Argon2 hash: slow on purpose, so never on the loop.
     Verify { password: String, hash: String },
@@ -228,6 +230,8 @@ pub enum Output {
     Listing { page: Vec<u8> },
     /// The next chunk of a file, and the rest if any.
     Chunk { bytes: Vec<u8>, rest: Option<FileCursor> },
+    /// An upload's window is on disk; its body comes back to read on into.
+    Spilled { body: UploadBody },
     /// An upload was stored under `name` in the uploads folder.
     Saved { name: String },
     /// Whether the password matched the hash.
@@ -300,15 +304,19 @@ pub struct WorkerConfig {
     pub chunk_bytes: usize,
     /// Files held open between reads, across all downloads.
     pub open_files: Arc<FileBudget>,
+    /// Temporary files of abandoned uploads, for the workers to remove.
+    pub leftovers: Arc<Leftovers>,
 }
 
 /// A fixed set of threads taking jobs from one FIFO queue, so uploads and downloads queue fairly.
 ///
-/// New work (opening a file, storing an upload) is admitted only while fewer than `capacity` jobs wait;
-/// beyond that the request gets 503. The next chunk of a download already under way is always admitted, so
-/// overload never truncates a response in progress; each connection has at most one such job.
+/// New work (opening a file, checking a password) is admitted only while fewer than `capacity` jobs wait;
+/// beyond that the request gets 503. Work for a response or an upload already under way is always admitted
+/// (the next chunk of a download, an upload's next window, storing it), so overload never cuts one short;
+/// each connection has at most one such job, and uploads are bounded by `--max-uploads`.
 pub struct WorkerPool {
     jobs: Option<Sender<Job>>,
+    leftovers: Arc<Leftovers>,
     capacity: usize,
     threads: Vec<JoinHandle<()>>,
     stats: Arc<PoolStats>,
@@ -360,6 +368,7 @@ impl WorkerPool {
         }
         Ok(WorkerPool {
             jobs: Some(job_tx),
+            leftovers: Arc::clone(&config.leftovers),
             capacity,
             threads,
             stats,
@@ -375,6 +384,7 @@ impl WorkerPool {
         let (jobs, queue) = mpsc::channel();
         let pool = WorkerPool {
             jobs: Some(jobs),
+            leftovers: Arc::default(),
             capacity,
             threads: Vec::new(),
             stats: Arc::default(),
@@ -388,13 +398,14 @@ impl WorkerPool {
     /// Queues a job without blocking; the loop must never wait. New work beyond the capacity is refused
     /// with `Unavailable` (503).
     pub fn submit(&self, job: Job, now: Instant) -> Result<(), HttpError> {
-        let continues_a_response = matches!(job.task, Task::Read { .. });
+        let under_way =
+            matches!(job.task, Task::Read { .. } | Task::Spill { .. } | Task::Save { .. });
         let verifies = matches!(job.task, Task::Verify { .. });
         if verifies && self.stats.verifying.load(Ordering::SeqCst) >= MAX_VERIFYING {
             debug!("worker pool: {MAX_VERIFYING} password checks under way; answering 503");
             return Err(HttpError::Unavailable);
         }
-        if !continues_a_response && self.stats.queued.load(Ordering::SeqCst) >= self.capacity {
+        if !under_way && self.stats.queued.load(Ordering::SeqCst) >= self.capacity {
             self.refused.fetch_add(1, Ordering::SeqCst);
             if self.may_warn(now) {
                 warn!(
@@ -467,6 +478,8 @@ impl Drop for WorkerPool {
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
+        // The skipped jobs' uploads were dropped with the queue: their files go now.
+        self.leftovers.sweep();
     }
 }
 
@@ -504,6 +517,7 @@ impl Worker {
                 self.stats.verifying.fetch_sub(1, Ordering::SeqCst);
             }
             self.stats.busy.fetch_sub(1, Ordering::SeqCst);
+            self.config.leftovers.sweep();
             // Nobody waits for the rest of the queue once the loop has gone.
             if !reply.send(Completion { conn, result, opened }) {
                 return;
@@ -525,7 +539,14 @@ impl Worker {
                 let (bytes, rest) = read_chunk(file, self.config.chunk_bytes)?;
                 Ok(Output::Chunk { bytes, rest })
             }
-            Task::Save { body } => self.save(&body.bytes),
+            Task::Spill { mut body } => {
+                let dir = &self.config.upload_dir;
+                storage::spill(dir, &self.config.leftovers, &mut body.spool, &body.bytes)
+                    .map_err(|e| self.store_failed(e))?;
+                body.spilled();
+                Ok(Output::Spilled { body })
+            }
+            Task::Save { body } => self.save(body),
             Task::Verify { password, hash } => Ok(Output::Verified(auth::verify(&password, &hash))),
         }
     }
@@ -654,38 +675,36 @@ impl Worker {
         open_resolved(&self.config.root, path)
     }
 
-    fn save(&self, body: &[u8]) -> Result<Output, JobError> {
+    fn save(&self, mut body: UploadBody) -> Result<Output, JobError> {
         let started = Instant::now();
-        if let Err(reason) = validate_json(body) {
-            info!("upload rejected: {reason}");
-            return Err(JobError { error: HttpError::BadRequest, detail: Some(reason) });
-        }
-        let name = upload_name();
-        match store(&self.config.upload_dir, &name, body) {
-            Ok(()) => {
+        let (dir, len) = (&self.config.upload_dir, body.received());
+        match storage::store(dir, &self.config.leftovers, body.spool.take(), &body.bytes) {
+            Ok(name) => {
                 self.stats.store_failures.clear();
-                info!("upload stored: {name} ({} bytes in {:?})", body.len(), started.elapsed());
+                info!("upload stored: {name} ({len} bytes in {:?})", started.elapsed());
                 Ok(Output::Saved { name })
             }
-            Err(e) => {
-                // No room (ENOSPC, EDQUOT) or over the file size limit (EFBIG, with SIGXFSZ ignored) is 507;
-                // anything else is our fault, 500. Either way the temporary file is gone.
-                let full =
-                    [Errno::NOSPC, Errno::DQUOT, Errno::FBIG].map(|e| Some(e.raw_os_error()));
-                let error = if full.contains(&e.raw_os_error()) {
-                    HttpError::InsufficientStorage
-                } else {
-                    HttpError::Internal
-                };
-                self.stats.store_failures.note(&e, || {
-                    format!(
-                        "upload failed: cannot store in {}: {e}",
-                        self.config.upload_dir.display()
-                    )
-                });
-                Err(error.into())
+            Err(StoreError::Invalid(reason)) => {
+                info!("upload rejected: {reason}");
+                Err(JobError { error: HttpError::BadRequest, detail: Some(reason) })
             }
+            Err(StoreError::Io(e)) => Err(self.store_failed(e)),
         }
+    }
+
+    /// An upload write failed. No room (ENOSPC, EDQUOT) or over the file size limit (EFBIG, with SIGXFSZ
+    /// ignored) is 507; anything else is our fault, 500. Either way its temporary file is swept after the job.
+    fn store_failed(&self, e: io::Error) -> JobError {
+        let full = [Errno::NOSPC, Errno::DQUOT, Errno::FBIG].map(|e| Some(e.raw_os_error()));
+        let error = if full.contains(&e.raw_os_error()) {
+            HttpError::InsufficientStorage
+        } else {
+            HttpError::Internal
+        };
+        self.stats.store_failures.note(&e, || {
+            format!("upload failed: cannot store in {}: {e}", self.config.upload_dir.display())
+        });
+        error.into()
     }
 }
 
@@ -815,74 +834,6 @@ fn read_span(file: &File, offset: u64, len: u64, out: &mut Vec<u8>) -> Result<()
     Ok(())
 }
 
-/// Checks that `body` is one JSON document. JSON text is UTF-8 (RFC 8259 §8.1), which serde_json's byte-slice
-/// parser does not check inside strings when it skips them, so the text is checked first.
-fn validate_json(body: &[u8]) -> Result<(), String> {
-    let text = std::str::from_utf8(body)
-        .map_err(|e| format!("invalid JSON: not UTF-8 at byte {}", e.valid_up_to()))?;
-    serde_json::from_str::<IgnoredAny>(text).map(|_| ()).map_err(|e| format!("invalid JSON: {e}"))
-}
-
-/// `upload_YYYYMMDD_HHMMSS_<uuid>.json`: sortable by time, unique by the v4 uuid.
-fn upload_name() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    format!(
-        "upload_{:04}{:02}{:02}_{:02}{:02}{:02}_{}.json",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second(),
-        uuid::Uuid::new_v4().simple()
-    )
-}
-
-/// Prefix and suffix of in-progress upload files: hidden, so GET never serves them.
-const TEMP_PREFIX: &str = ".upload_";
-const TEMP_SUFFIX: &str = ".tmp";
-
-/// Writes `body` to `dir/name` atomically and durably: a temporary file, fsync, rename, fsync of the folder.
-/// On any error the temporary file is removed, so no partial file is ever left under a final name.
-/// The folder is made at startup and never again: one that went missing or was replaced is the operator's to
-/// see (a 500, logged once), not to paper over.
-fn store(dir: &Path, name: &str, body: &[u8]) -> io::Result<()> {
-    let temp = dir.join(format!("{TEMP_PREFIX}{name}{TEMP_SUFFIX}"));
-    let written = (|| {
-        let mut file = File::options().write(true).create_new(true).open(&temp)?;
-        file.write_all(body)?;
-        file.sync_all()?;
-        fs::rename(&temp, dir.join(name))
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    written?;
-    // Until the folder is synced the rename may not survive a crash; if that fails, answer 500 and take the
-    // file back, so a retrying client doesn't end up with two copies.
-    let synced = File::open(dir).and_then(|folder| folder.sync_all());
-    if synced.is_err() {
-        let _ = fs::remove_file(dir.join(name));
-    }
-    synced
-}
-
-/// Creates the uploads folder and removes temporary files a crash left behind. Runs once, before serving.
-pub fn prepare_upload_dir(dir: &Path) -> io::Result<usize> {
-    fs::create_dir_all(dir)?;
-    let mut removed = 0;
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX) {
-            fs::remove_file(entry.path())?;
-            removed += 1;
-        }
-    }
-    Ok(removed)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -901,6 +852,7 @@ mod tests {
             upload_dir: dir.join("uploads"),
             chunk_bytes: 4,
             open_files: FileBudget::new(2),
+            leftovers: Arc::default(),
         }
     }
 
@@ -955,61 +907,6 @@ mod tests {
         assert!(
             matches!(completion.result, Ok(Output::Chunk { ref bytes, .. }) if bytes == b"0123")
         );
-        fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[test]
-    fn json_validation_requires_utf8_and_one_document() {
-        assert_eq!(validate_json(b"{\"k\": [1, \"caf\xc3\xa9\"]}"), Ok(()));
-        let not_utf8 = validate_json(b"{\"k\": \"\xff\xfe\"}").unwrap_err();
-        assert!(not_utf8.contains("not UTF-8 at byte 7"), "{not_utf8}");
-        let trailing = validate_json(b"{} {}").unwrap_err();
-        assert!(trailing.contains("line 1 column 4"), "{trailing}");
-        assert!(validate_json(b"").is_err());
-    }
-
-    #[test]
-    fn upload_names_are_unique_and_well_formed() {
-        let names: std::collections::HashSet<String> = (0..500).map(|_| upload_name()).collect();
-        assert_eq!(names.len(), 500);
-        let name = names.iter().next().unwrap();
-        let parts: Vec<&str> = name.trim_end_matches(".json").split('_').collect();
-        assert_eq!(parts[0], "upload");
-        assert_eq!((parts[1].len(), parts[2].len(), parts[3].len()), (8, 6, 32));
-    }
-
-    #[test]
-    fn store_writes_exactly_the_body_and_leaves_no_temp_file() {
-        let dir = temp_dir();
-        fs::create_dir(dir.join("uploads")).unwrap();
-        store(&dir.join("uploads"), "upload_x.json", b"{\"a\": 1}").unwrap();
-        assert!(
-            store(&dir.join("missing"), "upload_y.json", b"{}").is_err(),
-            "a missing folder is not made"
-        );
-        let names: Vec<_> =
-            fs::read_dir(dir.join("uploads")).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(names, vec!["upload_x.json"]);
-        assert_eq!(fs::read(dir.join("uploads/upload_x.json")).unwrap(), b"{\"a\": 1}");
-        fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[test]
-    fn store_into_a_file_instead_of_a_folder_fails_cleanly() {
-        let dir = temp_dir();
-        fs::write(dir.join("uploads"), b"not a folder").unwrap();
-        assert!(store(&dir.join("uploads"), "upload_x.json", b"{}").is_err());
-        fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[test]
-    fn prepare_removes_only_temporary_files() {
-        let dir = temp_dir();
-        fs::write(dir.join(".upload_a.json.tmp"), b"{").unwrap();
-        fs::write(dir.join("upload_b.json"), b"{}").unwrap();
-        assert_eq!(prepare_upload_dir(&dir).unwrap(), 1);
-        let names: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(names, vec!["upload_b.json"]);
         fs::remove_dir_all(dir).unwrap();
     }
 

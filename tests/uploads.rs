@@ -638,42 +638,211 @@ fn created_keeps_the_connection_open_and_413_closes_it() {
     assert_closed(&mut stream);
 }
 
-#[test]
-fn uploads_beyond_the_memory_budget_get_503_before_sending_their_body() {
-    // Each upload waiting for its body holds 64 KiB of the 450,000-byte budget: six fit, the seventh does not.
-    let server = TestServer::start(&["--max-body", "200000", "--max-upload-memory", "450000"]);
+/// A JSON document of exactly `len` bytes: one string of pseudo-random letters, so every byte position
+/// matters when it is compared.
+fn large_document(len: usize, seed: u64) -> Vec<u8> {
+    let letters = common::random_bytes(len, seed).into_iter().map(|b| b'a' + b % 26);
+    let mut doc: Vec<u8> = b"[\"".iter().copied().chain(letters).take(len - 2).collect();
+    doc.extend_from_slice(b"\"]");
+    doc
+}
+
+/// The head of a Content-Length upload that asks for `100 Continue`, and the connection it went out on
+/// with the status that came back.
+fn ask_to_upload(server: &TestServer, len: usize) -> (u16, TcpStream) {
     let head = format!(
         "POST /upload HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
-         Content-Length: 200000\r\nExpect: 100-continue\r\n\r\n",
+         Content-Length: {len}\r\nExpect: 100-continue\r\n\r\n",
         server.host()
     );
-    let ask = || {
-        let mut stream = server.connect_nodelay();
-        send(&mut stream, head.as_bytes());
-        let response = read_response_head_only(&mut stream).expect("a response");
-        (response, stream)
-    };
-    let mut waiting = Vec::new();
-    for i in 0..6 {
-        let (response, stream) = ask();
-        assert_eq!(response.status, 100, "upload {i}: {}", response.head);
-        waiting.push(stream);
+    let mut stream = server.connect_nodelay();
+    send(&mut stream, head.as_bytes());
+    let response = read_response_head_only(&mut stream).expect("a response");
+    (response.status, stream)
+}
+
+#[test]
+fn a_10_mib_upload_streams_to_disk_and_is_stored_byte_for_byte() {
+    let server = TestServer::start(&[]);
+    let doc = large_document(10 * 1024 * 1024, 7);
+    let response = exchange(&server, &upload_request(&server, "application/json", &doc));
+    check_created(&server, &response, &doc);
+    assert_eq!(listing(&uploads_dir(&server)).len(), 1, "no temporary file is left");
+}
+
+#[test]
+fn a_large_chunked_upload_in_many_small_chunks_is_stored_whole() {
+    let server = TestServer::start(&[]);
+    let doc = large_document(1024 * 1024 + 7, 8);
+    let parts: Vec<&[u8]> = doc.chunks(1000).collect();
+    let mut request = chunked_head(&server);
+    request.extend(chunked(&parts));
+    let response = exchange(&server, &request);
+    check_created(&server, &response, &doc);
+}
+
+#[test]
+fn a_large_body_that_stops_being_utf8_deep_inside_gets_400_and_leaves_nothing() {
+    let (server, before) = server_with_one_upload(&[]);
+    let mut doc = large_document(300_000, 9);
+    doc[200_001] = 0xff;
+    let (response, mut stream) =
+        exchange_keep(&server, &upload_request(&server, "application/json", &doc));
+    let json = check_error(&response, 400);
+    let message = json["message"].as_str().expect("a message string");
+    assert!(message.contains("not UTF-8 at byte 200001"), "{message:?}");
+    assert_still_serves(&server, &mut stream, &response);
+    assert_eq!(listing(&uploads_dir(&server)), before, "the temporary file is gone");
+}
+
+#[test]
+fn a_large_upload_over_the_file_size_limit_gets_507_mid_body_and_leaves_nothing() {
+    // `ulimit -f 8`: the first 64 KiB window written to the temporary file already fails with EFBIG.
+    let mut server = TestServer::start_with_ulimit("-f", 8, &[]);
+    let doc = large_document(1024 * 1024, 10);
+    let response = exchange(&server, &upload_request(&server, "application/json", &doc));
+    check_error(&response, 507);
+    assert_eq!(response.header("Connection"), Some("close"), "the rest of the body is not read");
+    assert!(server.is_running());
+    assert!(listing(&uploads_dir(&server)).is_empty(), "no file and no temporary file are left");
+}
+
+#[test]
+fn memory_stays_at_a_window_per_upload_while_large_bodies_arrive() {
+    // Twenty uploads each send 4 MiB of a 10 MiB body and wait. Held in memory, that would be 80 MiB; spilled
+    // a window at a time, it is about 64 KiB each.
+    const UPLOADS: usize = 20;
+    let server = TestServer::start(&["--idle-timeout", "60", "--body-timeout", "60"]);
+    let doc = large_document(10 * 1024 * 1024, 11);
+    let rss_before = server.memory_kib("VmRSS");
+    let mut held = Vec::new();
+    for _ in 0..UPLOADS {
+        let (status, mut stream) = ask_to_upload(&server, doc.len());
+        assert_eq!(status, 100);
+        send(&mut stream, &doc[..4 * 1024 * 1024]);
+        held.push(stream);
     }
-    let (refused, mut stream) = ask();
-    assert_eq!(refused.status, 503, "{}", refused.head);
-    assert_eq!(refused.header("Connection"), Some("close"));
-    let body_len: usize = refused.header("Content-Length").unwrap().parse().unwrap();
-    assert_eq!(read_to_eof(&mut stream).len(), body_len);
-    // Once the waiting uploads are gone, their memory is free again (the server notices their closes
-    // soon, but not at once: ask a bounded number of times).
-    waiting.clear();
-    let accepted = (0..100).map(|_| ask().0).find(|response| {
-        response.status == 100 || {
+    // The kernel buffers part of what was sent; wait until the server has taken it (its temporary files
+    // have grown), so the measure sees the bodies, not the socket buffers.
+    let spooled = || -> u64 { listing(&uploads_dir(&server)).iter().map(|(_, len)| len).sum() };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while spooled() < (UPLOADS as u64) * 3 * 1024 * 1024 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(spooled() >= (UPLOADS as u64) * 3 * 1024 * 1024, "spooled only {} bytes", spooled());
+    let growth_mib = server.memory_kib("VmHWM").saturating_sub(rss_before) / 1024;
+    assert!(growth_mib < 16, "{UPLOADS} large uploads under way took {growth_mib} MiB");
+    // Their files are temporary: hidden, and gone once the clients leave.
+    assert!(listing(&uploads_dir(&server)).iter().all(|(name, _)| name.starts_with('.')));
+    drop(held);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !listing(&uploads_dir(&server)).is_empty() && std::time::Instant::now() < deadline {
+        // A sweep runs after the next job: give the workers one.
+        server.get("/index.html");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(listing(&uploads_dir(&server)).is_empty(), "{:?}", listing(&uploads_dir(&server)));
+}
+
+#[test]
+fn uploads_past_the_disk_budget_get_503_before_their_body_and_a_small_one_still_fits() {
+    let server = TestServer::start(&["--max-body", "600000", "--max-upload-disk", "1000000"]);
+    let (first, waiting) = ask_to_upload(&server, 600_000);
+    assert_eq!(first, 100, "600,000 of the 1,000,000 bytes allowed");
+    let (second, mut refused) = ask_to_upload(&server, 600_000);
+    assert_eq!(second, 503, "another 600,000 would pass the bound");
+    assert!(!read_to_eof(&mut refused).is_empty(), "the 503 comes with its body, then a close");
+    let small = exchange(&server, &upload_request(&server, "application/json", DOCUMENT));
+    check_created(&server, &small, DOCUMENT);
+    // Once the waiting upload is gone, its reservation comes back (the server notices the close soon, but
+    // not at once: ask a bounded number of times).
+    drop(waiting);
+    let accepted = (0..100).any(|_| {
+        ask_to_upload(&server, 600_000).0 == 100 || {
             std::thread::sleep(std::time::Duration::from_millis(20));
             false
         }
     });
-    assert!(accepted.is_some(), "the budget was not given back");
+    assert!(accepted, "the disk reservation was not given back");
+}
+
+#[test]
+fn uploads_past_max_uploads_get_503_while_downloads_go_on() {
+    let server = TestServer::start(&["--max-uploads", "2"]);
+    let held: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let (status, stream) = ask_to_upload(&server, 1000);
+            assert_eq!(status, 100);
+            stream
+        })
+        .collect();
+    assert_eq!(ask_to_upload(&server, 1000).0, 503);
+    assert_eq!(server.get("/index.html").status, 200);
+    drop(held);
+}
+
+#[test]
+fn slow_uploads_holding_their_places_never_stop_a_normal_upload() {
+    // 26 clients trickling 10 MiB bodies once held 265 MB of memory and made a 100 KB upload get 503. Now
+    // each holds a window at most, and its declared size in disk reserved.
+    let server = TestServer::start(&["--idle-timeout", "60", "--body-timeout", "60"]);
+    let held: Vec<TcpStream> = (0..26)
+        .map(|_| {
+            let (status, mut stream) = ask_to_upload(&server, 10 * 1024 * 1024);
+            assert_eq!(status, 100);
+            send(&mut stream, b"[\"");
+            stream
+        })
+        .collect();
+    let doc = large_document(100_000, 12);
+    let response = exchange(&server, &upload_request(&server, "application/json", &doc));
+    check_created(&server, &response, &doc);
+    drop(held);
+}
+
+#[test]
+fn slow_uploads_at_the_disk_budget_are_cut_by_the_minimum_rate_and_a_normal_upload_then_succeeds() {
+    // Two trickling uploads reserve the whole disk budget; the minimum rate (1 KiB/s over each 0.5 s window)
+    // cuts them within a window, and the normal upload, retried, gets in.
+    let server = TestServer::start(&[
+        "--max-body",
+        "1000000",
+        "--max-upload-disk",
+        "2000000",
+        "--body-timeout",
+        "0.5",
+        "--idle-timeout",
+        "30",
+    ]);
+    let mut held: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let (status, stream) = ask_to_upload(&server, 1_000_000);
+            assert_eq!(status, 100);
+            stream
+        })
+        .collect();
+    let doc = large_document(100_000, 13);
+    let request = upload_request(&server, "application/json", &doc);
+    let first_try = exchange(&server, &request);
+    assert_eq!(first_try.status, 503, "the budget is held: {}", first_try.head);
+    let mut stored = None;
+    for _ in 0..200 {
+        for stream in &mut held {
+            let _ = stream.write_all(b" ");
+        }
+        let response = exchange(&server, &request);
+        if response.status == 201 {
+            stored = Some(response);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let response = stored.expect("the trickling uploads were never cut");
+    check_created(&server, &response, &doc);
+    for stream in &mut held {
+        let cut = read_response(stream).expect("the trickle's answer");
+        assert_eq!(cut.status, 408, "{}", cut.head);
+    }
 }
 
 #[test]

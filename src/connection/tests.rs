@@ -2,6 +2,7 @@
 //! no threads, no sleeps.
 
 use super::*;
+use crate::budget::WINDOW_BYTES;
 use crate::config::Limits;
 use crate::context::tests::test_context;
 use crate::fuzzing::noise;
@@ -543,8 +544,8 @@ fn a_full_worker_queue_is_answered_503_and_the_connection_serves_on() {
 }
 
 #[test]
-fn expect_continue_past_the_upload_memory_budget_gets_503_without_100() {
-    let limits = Limits { max_buffered_body_bytes: 1024, ..Limits::default() };
+fn expect_continue_past_the_upload_disk_budget_gets_503_without_100() {
+    let limits = Limits { max_upload_disk_bytes: 1024, ..Limits::default() };
     let mut h = Harness::with_limits(limits);
     h.send(&upload_head(100_000, "Expect: 100-continue\r\n"));
     assert_eq!(h.statuses(), vec![503]);
@@ -745,4 +746,95 @@ fn while_an_expired_file_is_read_again_its_old_copy_is_served_without_waiting() 
     let responses = split_responses(&output);
     assert_eq!((responses[0].0, &responses[0].2[..]), (200, PAGE), "the old copy, at once");
     assert!(h.jobs.try_recv().is_err(), "and no second read");
+}
+
+/// A JSON array of spaces, `len` bytes long.
+fn json_of(len: usize) -> Vec<u8> {
+    let mut body = vec![b' '; len];
+    (body[0], body[len - 1]) = (b'[', b']');
+    body
+}
+
+/// Completes the spill the connection asked for, as a worker would.
+fn spill(h: &mut Harness) -> usize {
+    let Task::Spill { mut body } = h.job() else { panic!("a spill") };
+    let window = body.bytes.len();
+    body.spilled();
+    h.complete(Ok(Output::Spilled { body }));
+    window
+}
+
+#[test]
+fn a_body_past_one_window_is_written_out_window_by_window_with_no_reads_in_between() {
+    let mut h = Harness::new();
+    let len = 2 * WINDOW_BYTES + 100;
+    let mut request = upload_head(len, "");
+    request.extend(json_of(len));
+    request.extend(get("/a.html"));
+    h.send(&request);
+    for window in 1..=2 {
+        assert_eq!(h.state(), "Spilling", "window {window}");
+        assert!(h.conn.inbox_len() <= 16 * 1024, "the rest waits unread: {}", h.conn.inbox_len());
+        assert_eq!(spill(&mut h), WINDOW_BYTES, "a full window, no more");
+    }
+    let Task::Save { body } = h.job() else { panic!("the finished body is stored") };
+    assert_eq!((body.spooled(), body.received()), (2 * WINDOW_BYTES as u64, len as u64));
+    assert_eq!(body.bytes, json_of(len)[2 * WINDOW_BYTES..]);
+    h.complete(saved());
+    assert_eq!(h.statuses(), vec![201, 200], "the pipelined request after the body is answered");
+}
+
+#[test]
+fn a_window_that_cannot_be_written_is_answered_with_its_status_and_a_close() {
+    let mut h = Harness::new();
+    let len = WINDOW_BYTES + 1;
+    let mut request = upload_head(len, "");
+    request.extend(json_of(len));
+    h.send(&request);
+    assert!(matches!(h.job(), Task::Spill { .. }));
+    h.complete(Err(JobError::from(HttpError::InsufficientStorage)));
+    let responses = h.responses();
+    assert_eq!(responses[0].0, 507);
+    assert!(responses[0].1.contains("Connection: close"), "{}", responses[0].1);
+    assert_eq!(h.state(), "Lingering");
+}
+
+#[test]
+fn a_chunked_body_growing_past_the_disk_budget_gets_503_and_a_close() {
+    let limits = Limits { max_upload_disk_bytes: WINDOW_BYTES as u64 + 10, ..Limits::default() };
+    let mut h = Harness::with_limits(limits);
+    h.send(
+        b"POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+             Transfer-Encoding: chunked\r\n\r\n",
+    );
+    let chunk =
+        |bytes: &[u8]| [format!("{:x}\r\n", bytes.len()).as_bytes(), bytes, b"\r\n"].concat();
+    h.send(&chunk(&json_of(WINDOW_BYTES)[..WINDOW_BYTES - 1]));
+    h.send(&chunk(b" "));
+    assert_eq!(spill(&mut h), WINDOW_BYTES, "the first window fits");
+    h.send(&chunk(&[b' '; 20]));
+    h.send(&chunk(b"]"));
+    h.send(b"0\r\n\r\n");
+    let responses = h.responses();
+    assert_eq!(responses[0].0, 503);
+    assert!(responses[0].1.contains("Connection: close"), "{}", responses[0].1);
+}
+
+#[test]
+fn a_body_spilled_slowly_is_not_charged_for_the_time_the_worker_took() {
+    let limits = Limits { body_timeout: Duration::from_secs(1), ..Limits::default() };
+    let mut h = Harness::with_limits(limits);
+    let len = WINDOW_BYTES + 2000;
+    let body = json_of(len);
+    let mut request = upload_head(len, "");
+    request.extend(&body[..WINDOW_BYTES]);
+    h.send(&request);
+    assert_eq!(h.state(), "Spilling");
+    // The disk is slow: the worker takes longer than a whole rate window and the idle timeout.
+    h.wait(Duration::from_secs(30));
+    assert_eq!(h.state(), "Spilling", "no deadline while the worker has the window");
+    spill(&mut h);
+    assert_eq!(h.state(), "ReadingBody");
+    h.send(&body[WINDOW_BYTES..]);
+    assert!(matches!(h.job(), Task::Save { .. }));
 }
