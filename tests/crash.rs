@@ -29,10 +29,10 @@ fn flood(
         if stop.load(Ordering::Relaxed) {
             return;
         }
-        let body = format!(
-            "{{\"client\": {client}, \"n\": {n}, \"pad\": \"{}\"}}",
-            "p".repeat(4096 + n % 512)
-        );
+        // Odd clients send bodies past one 64 KiB window, which stream to their temporary files as they arrive.
+        let pad = if client % 2 == 1 { 150_000 } else { 4096 } + n % 512;
+        let body =
+            format!("{{\"client\": {client}, \"n\": {n}, \"pad\": \"{}\"}}", "p".repeat(pad));
         let Ok(mut stream) = TcpStream::connect(addr) else { return };
         let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
         let head = format!(
