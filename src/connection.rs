@@ -3,12 +3,13 @@
 
 use crate::budget::UploadBody;
 use crate::context::Context;
+use crate::cursor::{Ahead, FileCursor, SEND_FILE_MAX_CHUNK};
 use crate::error::HttpError;
 use crate::exchange::{self, Decision, Exchange, Origin, Resumption, Upload};
 use crate::http::{self, Inbox, Persistence, RequestHead};
 use crate::response::{self, Response};
 use crate::transport::{self, Drained, Filled, Transport};
-use crate::worker::{ConnId, FileCursor, Job, JobError, Output, Task};
+use crate::worker::{ConnId, Job, JobError, Output, Task};
 use log::{debug, info, trace};
 use std::io;
 use std::time::{Duration, Instant};
@@ -16,6 +17,14 @@ use std::time::{Duration, Instant};
 /// Reads one connection may make per turn before the loop serves the others; it gets another turn right after.
 /// 16 (up to 128 KiB), so one fast sender can't starve everyone else.
 const READS_PER_TURN: u32 = 16;
+
+/// Bytes of file one connection may send per turn before the loop serves the others: two `sendfile` calls
+/// of `cursor::SEND_FILE_MAX_CHUNK`. It gets another turn right after.
+const SEND_PER_TURN: usize = 2 * SEND_FILE_MAX_CHUNK;
+
+/// Largest write buffer kept once it is flushed, for the next response. 16 KiB: a few pipelined small
+/// responses fit; a file's first chunk is given back.
+const KEPT_WRITE_BUFFER: usize = 16 * 1024;
 
 /// How long a connection we are closing waits for the client to close first. 2 s.
 const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
@@ -67,7 +76,7 @@ enum Next {
     Done,
     /// `100 Continue` went out: read the body.
     Body(Upload, UploadBody),
-    /// Part of the file remains: a worker reads the next chunk.
+    /// Part of the file body remains.
     Chunk(FileCursor),
 }
 
@@ -533,7 +542,13 @@ impl<T: Transport> Connection<T> {
             Drained::Blocked => return Step::Wait,
             Drained::Failed(e) => return self.fail(ctx, e),
         }
-        self.write_buf.clear();
+        // A file's first chunk makes the buffer 64 KiB; a download that takes its client minutes must not keep
+        // that for the rest of it, so only a small buffer is kept for the next response.
+        if self.write_buf.capacity() > KEPT_WRITE_BUFFER {
+            self.write_buf = Vec::new();
+        } else {
+            self.write_buf.clear();
+        }
         self.written = 0;
         let State::Writing { exchange, next } = self.take_state() else {
             unreachable!("checked on entry")
@@ -544,8 +559,65 @@ impl<T: Transport> Connection<T> {
                 self.transition(State::ReadingBody { exchange, upload, body }, ctx);
                 Step::Continue
             }
-            Next::Chunk(file) => self.submit(ctx, exchange, Task::Read { file }),
+            Next::Chunk(file) => self.send_rest(ctx, exchange, file),
         }
+    }
+
+    /// What remains of a file body once `write_buf` is out. Spans in the page cache go from there to the
+    /// socket (`sendfile`); made bytes (multipart boundaries) are written; a span the page cache lacks is read
+    /// in by a worker first, so the loop never waits on the disk.
+    fn send_rest(
+        &mut self,
+        ctx: &mut Context,
+        exchange: Box<Exchange>,
+        mut file: FileCursor,
+    ) -> Step {
+        let mut turn_left = SEND_PER_TURN;
+        loop {
+            if turn_left == 0 {
+                self.keep_writing(exchange, file);
+                return Step::Yield;
+            }
+            let (offset, len) = match file.ahead() {
+                None => return self.finish_exchange(ctx, exchange),
+                Some(Ahead::Bytes(bytes)) => {
+                    self.write_buf = bytes;
+                    return self.start_writing(ctx, exchange, Next::Chunk(file));
+                }
+                Some(Ahead::Uncached) => return self.submit(ctx, exchange, Task::Warm { file }),
+                Some(Ahead::Copied) => return self.submit(ctx, exchange, Task::Read { file }),
+                Some(Ahead::Cached { offset, len }) => (offset, len),
+            };
+            match self.transport.send_file(file.file(), offset, len) {
+                Ok(0) => {
+                    let peer = self.transport.peer();
+                    let line = &exchange.request_line;
+                    info!(
+                        "{peer}: \"{line}\" aborted mid-response: the file ended before its length"
+                    );
+                    return self.close(ctx);
+                }
+                Ok(n) => {
+                    file.sent(n);
+                    turn_left = turn_left.saturating_sub(n);
+                    self.deadline = Some(ctx.now + ctx.limits().write_timeout);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.keep_writing(exchange, file);
+                    return Step::Wait;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::Unsupported => file.copy_from_now_on(),
+                Err(e) => return self.fail(ctx, e),
+            }
+        }
+    }
+
+    /// Back to `Writing` the rest of a file body, with the deadline left as it is: only progress moves it, so
+    /// a client that stops reading is still dropped at the write timeout, however often it wakes us.
+    fn keep_writing(&mut self, exchange: Box<Exchange>, file: FileCursor) {
+        debug_assert!(self.write_buf.is_empty());
+        self.state = State::Writing { exchange, next: Next::Chunk(file) };
     }
 
     /// The response is out: log it, then keep the connection for the next request or close it.

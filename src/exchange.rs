@@ -9,6 +9,7 @@ use crate::budget::{UploadBody, WINDOW_BYTES};
 use crate::cache::CachedFile;
 use crate::config::Limits;
 use crate::context::Context;
+use crate::cursor::FileCursor;
 use crate::error::HttpError;
 use crate::http::{BodyFraming, Conditions, Method, Persistence, RequestHead};
 use crate::mime::FileKind;
@@ -17,7 +18,7 @@ use crate::negotiate::Encodings;
 use crate::response::{self, ErrorFormat, FileRequest, Response, Source, Validators};
 use crate::routes::{self, Action};
 use crate::status::Status;
-use crate::worker::{FileCursor, JobError, OpenKey, OpenedFile, Output, Task};
+use crate::worker::{JobError, OpenKey, OpenedFile, Output, Task};
 use log::{debug, info};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -781,7 +782,7 @@ mod tests {
         let response = opened(&Exchange::unparsed(), small, &mut ctx);
         assert_eq!(response.body.len(), 3);
         assert!(ctx.cache.get("a.txt".as_ref(), Encodings::default(), ctx.now).is_some());
-        let file = std::fs::File::open("/dev/null").ok().map(crate::worker::HeldFile::unbounded);
+        let file = std::fs::File::open("/dev/null").ok().map(crate::cursor::HeldFile::unbounded);
         let large = OpenedFile {
             path: "b.txt".into(),
             accept: Encodings::default(),

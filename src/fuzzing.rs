@@ -285,6 +285,7 @@ fn canned(task: Task, ctx: &crate::context::Context) -> Result<Output, JobError>
             }))
         }
         Task::Read { .. } => Ok(Output::Chunk { bytes: Vec::new(), rest: None }),
+        Task::Warm { file } => Ok(Output::Chunk { bytes: Vec::new(), rest: Some(file) }),
         Task::Spill { mut body } => {
             body.spilled();
             Ok(Output::Spilled { body })

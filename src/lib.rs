@@ -8,6 +8,7 @@ mod cache;
 pub mod config;
 mod connection;
 mod context;
+mod cursor;
 pub mod error;
 mod exchange;
 /// Entry points for the fuzz targets in `fuzz/`, and the unit test that replays their corpus.

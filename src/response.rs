@@ -4,12 +4,13 @@
 mod conditional;
 mod range;
 
+use crate::cursor::{FileCursor, HeldFile, Segment};
 use crate::error::{Allow, HttpError};
 use crate::html::escape_html;
 use crate::http::{self, Conditions, Field, Method, Persistence, Value};
 use crate::routes;
 use crate::status::Status;
-use crate::worker::{FileCursor, FileMeta, HeldFile, Segment};
+use crate::worker::FileMeta;
 use conditional::Precondition;
 use range::Ranges;
 use std::path::Path;
@@ -603,7 +604,7 @@ mod tests {
             FileMeta::sample(1_000_000, FileKind { media_type: "image/png", download: true });
         let source = || Source::Disk {
             first: Vec::new(),
-            file: std::fs::File::open("/dev/null").ok().map(crate::worker::HeldFile::unbounded),
+            file: std::fs::File::open("/dev/null").ok().map(crate::cursor::HeldFile::unbounded),
         };
         let validators = Validators::of(&meta);
         let response = file(&request, Path::new("big.png"), &meta, &validators, source());

@@ -4,6 +4,7 @@
 use mio::event::Source;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr};
 
@@ -18,6 +19,13 @@ pub trait Transport {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize>;
     /// Pushes out anything the transport itself still holds (TLS records); `WouldBlock` until it is gone.
     fn flush(&mut self) -> io::Result<()>;
+    /// Sends up to `len` bytes of `file` from `offset` straight from the page cache, returning how many went;
+    /// `Ok(0)` means the file ends there. `Unsupported` where the bytes must pass through us (TLS will encrypt
+    /// them): the caller then has them read into memory and writes them.
+    fn send_file(&mut self, file: &File, offset: u64, len: usize) -> io::Result<usize> {
+        let _ = (file, offset, len);
+        Err(io::ErrorKind::Unsupported.into())
+    }
     /// Ends our side of the stream: the client reads EOF once it has everything sent before.
     fn shutdown_write(&mut self);
     /// The address the client reached us on (for Host checks when bound to every interface).
@@ -126,6 +134,11 @@ impl Transport for Plain {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+
+    fn send_file(&mut self, file: &File, offset: u64, len: usize) -> io::Result<usize> {
+        let mut offset = offset;
+        Ok(rustix::fs::sendfile(&self.socket, file, Some(&mut offset), len)?)
     }
 
     fn shutdown_write(&mut self) {

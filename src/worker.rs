@@ -3,6 +3,7 @@
 
 use crate::auth;
 use crate::budget::UploadBody;
+use crate::cursor::{read_span, FileBudget, FileCursor, HeldFile};
 use crate::error::HttpError;
 use crate::listing;
 use crate::mime::FileKind;
@@ -12,11 +13,10 @@ use log::{debug, error, info, warn};
 use mio::Waker;
 use rustix::fs::{openat2, statat, AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
-use std::collections::VecDeque;
 use std::fs::{self, File};
 use std::io;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -59,89 +59,17 @@ pub enum Task {
         accept: Encodings,
         list: Option<PathBuf>,
     },
-    /// Read the next chunk of a file being sent.
+    /// Read the next chunk of a file being sent into memory (the fallback when the loop can't send it
+    /// from the page cache).
     Read { file: FileCursor },
+    /// Read the next span of a file being sent into the page cache, for the loop to send from there.
+    Warm { file: FileCursor },
     /// Write an upload's full window to its temporary file (made on the first), and hand the body back.
     Spill { body: UploadBody },
     /// Validate a finished upload as JSON and store it durably under a new name.
     Save { body: UploadBody },
     /// Check a password against an Argon2 hash: slow on purpose, so never on the loop.
     Verify { password: String, hash: String },
-}
-
-/// One piece of a body still to be sent: bytes made for it (multipart boundaries), or a span of the file.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Segment {
-    /// Bytes in memory.
-    Bytes(Vec<u8>),
-    /// `len` bytes of the file from `offset`.
-    File { offset: u64, len: u64 },
-}
-
-/// Files held open between a worker's reads: a slow download keeps its file (a descriptor) for as long as its
-/// client takes to read it. Bounded (`--max-open-files`), so slow readers can't take the descriptors that new
-/// clients need; a download past the bound gets 503.
-#[derive(Debug)]
-pub struct FileBudget {
-    held: AtomicUsize,
-    limit: usize,
-}
-
-impl FileBudget {
-    /// A budget of `limit` files.
-    pub fn new(limit: usize) -> Arc<FileBudget> {
-        Arc::new(FileBudget { held: AtomicUsize::new(0), limit })
-    }
-
-    /// Holds `file` under the budget, or gives it back (to be closed) when the budget is spent.
-    fn hold(self: &Arc<FileBudget>, file: File) -> Option<HeldFile> {
-        if self.held.fetch_add(1, Ordering::SeqCst) >= self.limit {
-            self.held.fetch_sub(1, Ordering::SeqCst);
-            return None;
-        }
-        Some(HeldFile { file, budget: Arc::clone(self) })
-    }
-}
-
-/// A file held open under the budget; dropping it (closing the file) gives its place back.
-#[derive(Debug)]
-pub struct HeldFile {
-    file: File,
-    budget: Arc<FileBudget>,
-}
-
-impl Drop for HeldFile {
-    fn drop(&mut self) {
-        self.budget.held.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-#[cfg(test)]
-impl HeldFile {
-    /// A file held under a budget of its own, for tests.
-    pub fn unbounded(file: File) -> HeldFile {
-        FileBudget::new(usize::MAX).hold(file).expect("an unbounded budget")
-    }
-}
-
-/// An open file being sent, and the segments of the body still to go.
-#[derive(Debug)]
-pub struct FileCursor {
-    file: HeldFile,
-    segments: VecDeque<Segment>,
-}
-
-impl FileCursor {
-    /// A cursor that sends `segments` from `file`; `None` when nothing is left to send.
-    pub fn new(file: HeldFile, segments: impl IntoIterator<Item = Segment>) -> Option<FileCursor> {
-        let segments: VecDeque<Segment> = segments
-            .into_iter()
-            .filter(|s| {
-                !matches!(s, Segment::File { len: 0, .. }) && *s != Segment::Bytes(Vec::new())
-            })
-            .collect();
-        (!segments.is_empty()).then_some(FileCursor { file, segments })
-    }
 }
 
 /// What a response needs to know about a file, whether it comes from a worker or from the cache.
@@ -398,8 +326,10 @@ impl WorkerPool {
     /// Queues a job without blocking; the loop must never wait. New work beyond the capacity is refused
     /// with `Unavailable` (503).
     pub fn submit(&self, job: Job, now: Instant) -> Result<(), HttpError> {
-        let under_way =
-            matches!(job.task, Task::Read { .. } | Task::Spill { .. } | Task::Save { .. });
+        let under_way = matches!(
+            job.task,
+            Task::Read { .. } | Task::Warm { .. } | Task::Spill { .. } | Task::Save { .. }
+        );
         let verifies = matches!(job.task, Task::Verify { .. });
         if verifies && self.stats.verifying.load(Ordering::SeqCst) >= MAX_VERIFYING {
             debug!("worker pool: {MAX_VERIFYING} password checks under way; answering 503");
@@ -536,8 +466,11 @@ impl Worker {
                 }
             }
             Task::Read { file } => {
-                let (bytes, rest) = read_chunk(file, self.config.chunk_bytes)?;
+                let (bytes, rest) = file.read_chunk(self.config.chunk_bytes)?;
                 Ok(Output::Chunk { bytes, rest })
+            }
+            Task::Warm { file } => {
+                Ok(Output::Chunk { bytes: Vec::new(), rest: Some(file.warm()?) })
             }
             Task::Spill { mut body } => {
                 let dir = &self.config.upload_dir;
@@ -782,61 +715,10 @@ fn escaped(path: &Path) -> JobError {
     HttpError::Forbidden.into()
 }
 
-/// Takes up to `chunk_bytes` of the body from the front of the cursor's segments; the cursor comes back only
-/// if more remains.
-fn read_chunk(
-    mut cursor: FileCursor,
-    chunk_bytes: usize,
-) -> Result<(Vec<u8>, Option<FileCursor>), JobError> {
-    let mut bytes = Vec::with_capacity(chunk_bytes);
-    while bytes.len() < chunk_bytes {
-        let room = chunk_bytes - bytes.len();
-        match cursor.segments.front_mut() {
-            None => break,
-            Some(Segment::Bytes(made)) => {
-                let take = made.len().min(room);
-                bytes.extend(made.drain(..take));
-                if made.is_empty() {
-                    cursor.segments.pop_front();
-                }
-            }
-            Some(Segment::File { offset, len }) => {
-                let take = (*len).min(room as u64);
-                read_span(&cursor.file.file, *offset, take, &mut bytes)?;
-                (*offset, *len) = (*offset + take, *len - take);
-                if *len == 0 {
-                    cursor.segments.pop_front();
-                }
-            }
-        }
-    }
-    let rest = (!cursor.segments.is_empty()).then_some(cursor);
-    Ok((bytes, rest))
-}
-
-/// Appends `len` bytes of `file` from `offset` to `out`.
-fn read_span(file: &File, offset: u64, len: u64, out: &mut Vec<u8>) -> Result<(), JobError> {
-    let start = out.len();
-    out.resize(start + usize::try_from(len).unwrap_or(usize::MAX), 0);
-    let mut filled = start;
-    while filled < out.len() {
-        match file.read_at(&mut out[filled..], offset + (filled - start) as u64) {
-            // The file shrank under us: the promised Content-Length can't be met, so the connection must drop.
-            Ok(0) => return Err(HttpError::Internal.into()),
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                error!("reading a file being sent: {e}");
-                return Err(HttpError::Internal.into());
-            }
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cursor::Segment;
 
     fn temp_dir() -> PathBuf {
         let dir = std::env::temp_dir()
@@ -907,57 +789,6 @@ mod tests {
         assert!(
             matches!(completion.result, Ok(Output::Chunk { ref bytes, .. }) if bytes == b"0123")
         );
-        fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[test]
-    fn chunks_are_read_until_the_file_ends() {
-        let dir = temp_dir();
-        fs::write(dir.join("f"), b"0123456789").unwrap();
-        let file = HeldFile::unbounded(File::open(dir.join("f")).unwrap());
-        let cursor = FileCursor::new(file, [Segment::File { offset: 0, len: 10 }]).unwrap();
-        let (first, rest) = read_chunk(cursor, 4).unwrap();
-        let (second, rest) = read_chunk(rest.unwrap(), 4).unwrap();
-        let (third, rest) = read_chunk(rest.unwrap(), 4).unwrap();
-        assert_eq!(
-            (first.as_slice(), second.as_slice(), third.as_slice()),
-            (&b"0123"[..], &b"4567"[..], &b"89"[..])
-        );
-        assert!(rest.is_none());
-        fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[test]
-    fn segments_mix_made_bytes_and_file_spans_across_chunk_boundaries() {
-        let dir = temp_dir();
-        fs::write(dir.join("f"), b"0123456789").unwrap();
-        let file = HeldFile::unbounded(File::open(dir.join("f")).unwrap());
-        let segments = [
-            Segment::Bytes(b"<a>".to_vec()),
-            Segment::File { offset: 2, len: 3 },
-            Segment::Bytes(b"<b>".to_vec()),
-            Segment::File { offset: 8, len: 2 },
-            Segment::File { offset: 0, len: 0 },
-        ];
-        let mut cursor = FileCursor::new(file, segments);
-        let mut sent = Vec::new();
-        while let Some(rest) = cursor {
-            let (bytes, next) = read_chunk(rest, 4).unwrap();
-            assert!(bytes.len() <= 4);
-            sent.extend(bytes);
-            cursor = next;
-        }
-        assert_eq!(sent, b"<a>234<b>89");
-        fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[test]
-    fn a_span_past_the_end_of_a_shrunk_file_is_an_error_not_short_data() {
-        let dir = temp_dir();
-        fs::write(dir.join("f"), b"0123").unwrap();
-        let file = HeldFile::unbounded(File::open(dir.join("f")).unwrap());
-        let cursor = FileCursor::new(file, [Segment::File { offset: 2, len: 5 }]).unwrap();
-        assert!(read_chunk(cursor, 64).is_err());
         fs::remove_dir_all(dir).unwrap();
     }
 

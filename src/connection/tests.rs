@@ -35,6 +35,8 @@ struct Wire {
     unflushed: bool,
     /// The server shut its writing side.
     shut: bool,
+    /// The transport sends files itself, as `Plain` does with sendfile; otherwise they are copied.
+    sends_files: bool,
 }
 
 struct Scripted(Rc<RefCell<Wire>>);
@@ -73,6 +75,18 @@ impl Transport for Scripted {
         }
         wire.output.extend_from_slice(&buf[..n]);
         Ok(n)
+    }
+
+    fn send_file(&mut self, file: &std::fs::File, offset: u64, len: usize) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        if !self.0.borrow().sends_files {
+            return Err(io::ErrorKind::Unsupported.into());
+        }
+        let mut bytes = vec![0; len];
+        match file.read_at(&mut bytes, offset)? {
+            0 => Ok(0),
+            n => self.write(&bytes[..n]),
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -498,7 +512,7 @@ fn opened_large(h: &Harness) -> Result<Output, JobError> {
         meta: FileMeta::sample(10, FileKind { media_type: "image/png", download: true }),
         read_at: h.ctx.now,
         first: b"abc".to_vec(),
-        file: Some(crate::worker::HeldFile::unbounded(file)),
+        file: Some(crate::cursor::HeldFile::unbounded(file)),
     }))
 }
 
@@ -585,7 +599,7 @@ fn head_of_an_uncached_file_asks_the_worker_for_no_bytes_and_streams_nothing() {
         meta: FileMeta::sample(10, FileKind { media_type: "image/png", download: true }),
         read_at: h.ctx.now,
         first: Vec::new(),
-        file: std::fs::File::open("/dev/null").ok().map(crate::worker::HeldFile::unbounded),
+        file: std::fs::File::open("/dev/null").ok().map(crate::cursor::HeldFile::unbounded),
     };
     h.complete(Ok(Output::Opened(opened)));
     let output = String::from_utf8(std::mem::take(&mut h.wire.borrow_mut().output)).unwrap();
@@ -837,4 +851,113 @@ fn a_body_spilled_slowly_is_not_charged_for_the_time_the_worker_took() {
     assert_eq!(h.state(), "ReadingBody");
     h.send(&body[WINDOW_BYTES..]);
     assert!(matches!(h.job(), Task::Save { .. }));
+}
+
+/// A file of `len` pseudo-random bytes in a fresh folder, and its bytes.
+fn file_on_disk(len: usize) -> (std::path::PathBuf, Vec<u8>) {
+    let dir =
+        std::env::temp_dir().join(format!("http-server-conn-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut next = noise(len as u64);
+    let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+    let path = dir.join("big.png");
+    std::fs::write(&path, &bytes).unwrap();
+    (path, bytes)
+}
+
+/// The worker's answer for `path`, opened with its first 64 KiB read, as a worker does.
+fn opened_from_disk(h: &Harness, path: &std::path::Path) -> Result<Output, JobError> {
+    let bytes = std::fs::read(path).unwrap();
+    Ok(Output::Opened(OpenedFile {
+        path: "big.png".into(),
+        accept: Encodings::default(),
+        meta: FileMeta::sample(
+            bytes.len() as u64,
+            FileKind { media_type: "image/png", download: true },
+        ),
+        read_at: h.ctx.now,
+        first: bytes[..64 * 1024].to_vec(),
+        file: Some(crate::cursor::HeldFile::unbounded(std::fs::File::open(path).unwrap())),
+    }))
+}
+
+/// Runs the connection's turns until it has nothing more to do without an event; returns how many.
+fn run_turns(h: &mut Harness) -> usize {
+    let mut turns = 0;
+    while h.conn.wants_another_turn() {
+        h.conn.on_ready(&mut h.ctx, false);
+        turns += 1;
+    }
+    turns
+}
+
+#[test]
+fn a_large_file_goes_out_from_the_page_cache_a_capped_turn_at_a_time_without_workers() {
+    let (path, bytes) = file_on_disk(3 * 1024 * 1024 + 17);
+    let mut h = Harness::new();
+    h.wire.borrow_mut().sends_files = true;
+    h.send(&get("/big.png"));
+    assert!(matches!(h.job(), Task::Open { .. }));
+    let opened = opened_from_disk(&h, &path);
+    h.complete(opened);
+    let turns = run_turns(&mut h);
+    assert!(turns >= 2, "one turn sends at most {SEND_PER_TURN} bytes: {turns} more turns");
+    assert!(h.jobs.try_recv().is_err(), "no worker read any of it");
+    let responses = h.responses();
+    assert_eq!(responses.len(), 1);
+    assert!(responses[0].2 == bytes, "the body is the file, byte for byte");
+    assert_eq!(h.state(), "Idle");
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn a_client_that_stops_reading_mid_file_is_resumed_and_then_dropped_at_the_write_timeout() {
+    let (path, bytes) = file_on_disk(1024 * 1024);
+    let mut h = Harness::new();
+    h.wire.borrow_mut().sends_files = true;
+    h.wire.borrow_mut().room = Some(300 * 1024);
+    h.send(&get("/big.png"));
+    h.job();
+    let opened = opened_from_disk(&h, &path);
+    h.complete(opened);
+    run_turns(&mut h);
+    assert_eq!(h.state(), "Writing", "blocked part way");
+    let timeout = h.ctx.limits().write_timeout;
+    h.wait(timeout / 2);
+    h.wire.borrow_mut().room = Some(200 * 1024);
+    h.conn.on_ready(&mut h.ctx, false);
+    run_turns(&mut h);
+    assert_eq!(h.wire.borrow().output.len(), 500 * 1024, "resumed where it stopped");
+    // From that progress on, events that bring none (the client sends, it reads nothing) don't move the
+    // deadline.
+    for _ in 0..3 {
+        h.wait(timeout / 4);
+        h.send(b"x");
+        assert_eq!(h.state(), "Writing");
+    }
+    h.wait(timeout / 4 + Duration::from_millis(1));
+    assert!(h.conn.is_closed(), "no progress for the whole write timeout");
+    let output = std::mem::take(&mut h.wire.borrow_mut().output);
+    let body_start = output.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(output[body_start..] == bytes[..output.len() - body_start]);
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn a_file_that_ends_before_its_length_closes_the_connection_with_nothing_past_it() {
+    let (path, bytes) = file_on_disk(1024 * 1024);
+    let mut h = Harness::new();
+    h.wire.borrow_mut().sends_files = true;
+    h.send(&get("/big.png"));
+    h.job();
+    let opened = opened_from_disk(&h, &path);
+    std::fs::File::options().write(true).open(&path).unwrap().set_len(100 * 1024).unwrap();
+    h.complete(opened);
+    run_turns(&mut h);
+    assert!(h.conn.is_closed());
+    let output = std::mem::take(&mut h.wire.borrow_mut().output);
+    let body_start = output.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert_eq!(output.len() - body_start, 100 * 1024, "what the file still had, and no more");
+    assert!(output[body_start..] == bytes[..100 * 1024]);
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
 }

@@ -1,7 +1,7 @@
 //! Byte ranges (RFC 9110 §14): which parts of a file a `Range` field asks for, and the body of a
 //! `multipart/byteranges` answer as segments.
 
-use crate::worker::Segment;
+use crate::cursor::Segment;
 
 /// Most parts a response sends, after overlapping and adjacent ranges are merged. 16: enough for any real
 /// client (PDF viewers ask for a handful), and a Range of thousands of tiny parts can't multiply the work

@@ -1,0 +1,412 @@
+//! A file body on its way out: the open file, held under `--max-open-files`, and the segments still to send.
+//!
+//! The loop sends file spans straight from the page cache with `sendfile`. Before each span it asks the page
+//! cache, without blocking, whether the span is there (`preadv2` with `RWF_NOWAIT`); a span that is not is
+//! read in by a worker first (`warm`), so the loop never waits on the disk. Reading spans into memory on a
+//! worker (`read_chunk`) is the fallback for a transport that can't send a file and a filesystem that can't
+//! answer. The blocking halves here run only on workers.
+
+use crate::error::HttpError;
+use log::error;
+use rustix::io::{preadv2, Errno, ReadWriteFlags};
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, IoSliceMut};
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// Most bytes of a file one `sendfile` call sends, and the span probed in the page cache before it. 512 KiB,
+/// nginx's `sendfile_max_chunk` idea: one fast reader can't hold the loop for long, and a worker reading a
+/// missing span in reads no more than this at once.
+pub const SEND_FILE_MAX_CHUNK: usize = 512 * 1024;
+
+/// Bytes a worker reads per call while warming a span. 64 KiB.
+const WARM_READ_BYTES: usize = 64 * 1024;
+
+/// One piece of a body still to be sent: bytes made for it (multipart boundaries), or a span of the file.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Segment {
+    /// Bytes in memory.
+    Bytes(Vec<u8>),
+    /// `len` bytes of the file from `offset`.
+    File { offset: u64, len: u64 },
+}
+
+/// Files held open between a worker's reads: a slow download keeps its file (a descriptor) for as long as its
+/// client takes to read it. Bounded (`--max-open-files`), so slow readers can't take the descriptors that new
+/// clients need; a download past the bound gets 503.
+#[derive(Debug)]
+pub struct FileBudget {
+    held: AtomicUsize,
+    /// The most held at once.
+    pub limit: usize,
+}
+
+impl FileBudget {
+    /// A budget of `limit` files.
+    pub fn new(limit: usize) -> Arc<FileBudget> {
+        Arc::new(FileBudget { held: AtomicUsize::new(0), limit })
+    }
+
+    /// Holds `file` under the budget, or gives it back (to be closed) when the budget is spent.
+    pub fn hold(self: &Arc<FileBudget>, file: File) -> Option<HeldFile> {
+        if self.held.fetch_add(1, Ordering::SeqCst) >= self.limit {
+            self.held.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(HeldFile { file, budget: Arc::clone(self) })
+    }
+}
+
+/// A file held open under the budget; dropping it (closing the file) gives its place back.
+#[derive(Debug)]
+pub struct HeldFile {
+    file: File,
+    budget: Arc<FileBudget>,
+}
+
+impl Drop for HeldFile {
+    fn drop(&mut self) {
+        self.budget.held.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+impl HeldFile {
+    /// A file held under a budget of its own, for tests.
+    pub fn unbounded(file: File) -> HeldFile {
+        FileBudget::new(usize::MAX).hold(file).expect("an unbounded budget")
+    }
+}
+
+/// An open file being sent, and the segments of the body still to go.
+#[derive(Debug)]
+pub struct FileCursor {
+    file: HeldFile,
+    segments: VecDeque<Segment>,
+    /// A worker has just read the front span in: send it without asking again.
+    warmed: bool,
+    /// Every span goes through a worker's memory: the transport can't send a file, or the filesystem can't
+    /// say what it has cached.
+    copied: bool,
+}
+
+/// What goes out next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ahead {
+    /// Bytes made for the body (multipart boundaries): write them.
+    Bytes(Vec<u8>),
+    /// `len` bytes of the file from `offset` are in the page cache: send them from there.
+    Cached { offset: u64, len: usize },
+    /// The next span is not all in the page cache: a worker reads it in first (`warm`).
+    Uncached,
+    /// A worker reads the next chunk into memory (`read_chunk`).
+    Copied,
+}
+
+impl FileCursor {
+    /// A cursor that sends `segments` from `file`; `None` when nothing is left to send.
+    pub fn new(file: HeldFile, segments: impl IntoIterator<Item = Segment>) -> Option<FileCursor> {
+        let segments: VecDeque<Segment> = segments
+            .into_iter()
+            .filter(|s| {
+                !matches!(s, Segment::File { len: 0, .. }) && *s != Segment::Bytes(Vec::new())
+            })
+            .collect();
+        (!segments.is_empty()).then_some(FileCursor {
+            file,
+            segments,
+            warmed: false,
+            copied: false,
+        })
+    }
+
+    /// What goes out next; `None` once the body is complete. Made bytes are taken off the cursor; a file span
+    /// stays on it until `sent` says how much of it went.
+    pub fn ahead(&mut self) -> Option<Ahead> {
+        let front = self.segments.front_mut()?;
+        let (offset, len) = match front {
+            Segment::Bytes(bytes) => {
+                let bytes = std::mem::take(bytes);
+                self.segments.pop_front();
+                return Some(Ahead::Bytes(bytes));
+            }
+            Segment::File { offset, len } => {
+                (*offset, (*len).min(SEND_FILE_MAX_CHUNK as u64) as usize)
+            }
+        };
+        if self.copied {
+            return Some(Ahead::Copied);
+        }
+        if std::mem::take(&mut self.warmed) {
+            return Some(Ahead::Cached { offset, len });
+        }
+        Some(match is_cached(&self.file.file, offset, len) {
+            Some(true) => Ahead::Cached { offset, len },
+            Some(false) => Ahead::Uncached,
+            None => {
+                self.copied = true;
+                Ahead::Copied
+            }
+        })
+    }
+
+    /// The file, to send from.
+    pub fn file(&self) -> &File {
+        &self.file.file
+    }
+
+    /// `n` bytes of the front span went out.
+    pub fn sent(&mut self, n: usize) {
+        if let Some(Segment::File { offset, len }) = self.segments.front_mut() {
+            let n = (n as u64).min(*len);
+            (*offset, *len) = (*offset + n, *len - n);
+            if *len == 0 {
+                self.segments.pop_front();
+            }
+        }
+    }
+
+    /// The transport can't send a file: from now on, spans go through a worker's memory.
+    pub fn copy_from_now_on(&mut self) {
+        self.copied = true;
+    }
+
+    /// Reads the front span into the page cache, dropping the bytes, so the loop can send it without waiting
+    /// on the disk. Runs on a worker. A file that ends before the span does is an error: the promised length
+    /// can't be met.
+    pub fn warm(mut self) -> Result<FileCursor, HttpError> {
+        if let Some(&Segment::File { offset, len }) = self.segments.front() {
+            let end = offset + len.min(SEND_FILE_MAX_CHUNK as u64);
+            let mut buf = vec![0; WARM_READ_BYTES];
+            let mut at = offset;
+            while at < end {
+                let want = ((end - at) as usize).min(buf.len());
+                match self.file.file.read_at(&mut buf[..want], at) {
+                    Ok(0) => return Err(HttpError::Internal),
+                    Ok(n) => at += n as u64,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(read_failed(&e)),
+                }
+            }
+            self.warmed = true;
+        }
+        Ok(self)
+    }
+
+    /// Takes up to `chunk_bytes` of the body from the front of the segments into memory; the cursor comes
+    /// back only if more remains. Runs on a worker.
+    pub fn read_chunk(
+        mut self,
+        chunk_bytes: usize,
+    ) -> Result<(Vec<u8>, Option<FileCursor>), HttpError> {
+        let mut bytes = Vec::with_capacity(chunk_bytes);
+        while bytes.len() < chunk_bytes {
+            let room = chunk_bytes - bytes.len();
+            match self.segments.front_mut() {
+                None => break,
+                Some(Segment::Bytes(made)) => {
+                    let take = made.len().min(room);
+                    bytes.extend(made.drain(..take));
+                    if made.is_empty() {
+                        self.segments.pop_front();
+                    }
+                }
+                Some(Segment::File { offset, len }) => {
+                    let take = (*len).min(room as u64);
+                    read_span(&self.file.file, *offset, take, &mut bytes)?;
+                    (*offset, *len) = (*offset + take, *len - take);
+                    if *len == 0 {
+                        self.segments.pop_front();
+                    }
+                }
+            }
+        }
+        let rest = (!self.segments.is_empty()).then_some(self);
+        Ok((bytes, rest))
+    }
+}
+
+/// Whether `len` bytes from `offset` are in the page cache, asked without blocking: a `preadv2` with
+/// `RWF_NOWAIT` of the span's first and of its last byte. Pages are read in, and evicted, in runs, so the two
+/// ends stand for the span; a page evicted alone in between is the worst case, and costs the loop one read
+/// from the disk. `None` when the filesystem can't tell.
+fn is_cached(file: &File, offset: u64, len: usize) -> Option<bool> {
+    let mut byte = [0u8; 1];
+    for at in [offset, offset + len.saturating_sub(1) as u64] {
+        match preadv2(file, &mut [IoSliceMut::new(&mut byte)], at, ReadWriteFlags::NOWAIT) {
+            // 0: the file ends before the span; sendfile will find it short, and the connection closes.
+            Ok(_) => {}
+            Err(Errno::AGAIN) => return Some(false),
+            Err(Errno::INTR) => return Some(false),
+            Err(_) => return None,
+        }
+    }
+    Some(true)
+}
+
+/// Appends `len` bytes of `file` from `offset` to `out`. Blocks: workers only.
+pub fn read_span(file: &File, offset: u64, len: u64, out: &mut Vec<u8>) -> Result<(), HttpError> {
+    let start = out.len();
+    out.resize(start + usize::try_from(len).unwrap_or(usize::MAX), 0);
+    let mut filled = start;
+    while filled < out.len() {
+        match file.read_at(&mut out[filled..], offset + (filled - start) as u64) {
+            // The file shrank under us: the promised Content-Length can't be met, so the connection must drop.
+            Ok(0) => return Err(HttpError::Internal),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(read_failed(&e)),
+        }
+    }
+    Ok(())
+}
+
+fn read_failed(e: &io::Error) -> HttpError {
+    error!("reading a file being sent: {e}");
+    HttpError::Internal
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::path::PathBuf;
+
+    fn temp_dir() -> PathBuf {
+        let dir = std::env::temp_dir()
+            .join(format!("http-server-cursor-{}", uuid::Uuid::new_v4().simple()));
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn read_chunk(
+        cursor: FileCursor,
+        n: usize,
+    ) -> Result<(Vec<u8>, Option<FileCursor>), HttpError> {
+        cursor.read_chunk(n)
+    }
+
+    #[test]
+    fn chunks_are_read_until_the_file_ends() {
+        let dir = temp_dir();
+        fs::write(dir.join("f"), b"0123456789").unwrap();
+        let file = HeldFile::unbounded(File::open(dir.join("f")).unwrap());
+        let cursor = FileCursor::new(file, [Segment::File { offset: 0, len: 10 }]).unwrap();
+        let (first, rest) = read_chunk(cursor, 4).unwrap();
+        let (second, rest) = read_chunk(rest.unwrap(), 4).unwrap();
+        let (third, rest) = read_chunk(rest.unwrap(), 4).unwrap();
+        assert_eq!(
+            (first.as_slice(), second.as_slice(), third.as_slice()),
+            (&b"0123"[..], &b"4567"[..], &b"89"[..])
+        );
+        assert!(rest.is_none());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn segments_mix_made_bytes_and_file_spans_across_chunk_boundaries() {
+        let dir = temp_dir();
+        fs::write(dir.join("f"), b"0123456789").unwrap();
+        let file = HeldFile::unbounded(File::open(dir.join("f")).unwrap());
+        let segments = [
+            Segment::Bytes(b"<a>".to_vec()),
+            Segment::File { offset: 2, len: 3 },
+            Segment::Bytes(b"<b>".to_vec()),
+            Segment::File { offset: 8, len: 2 },
+            Segment::File { offset: 0, len: 0 },
+        ];
+        let mut cursor = FileCursor::new(file, segments);
+        let mut sent = Vec::new();
+        while let Some(rest) = cursor {
+            let (bytes, next) = read_chunk(rest, 4).unwrap();
+            assert!(bytes.len() <= 4);
+            sent.extend(bytes);
+            cursor = next;
+        }
+        assert_eq!(sent, b"<a>234<b>89");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_span_past_the_end_of_a_shrunk_file_is_an_error_not_short_data() {
+        let dir = temp_dir();
+        fs::write(dir.join("f"), b"0123").unwrap();
+        let file = HeldFile::unbounded(File::open(dir.join("f")).unwrap());
+        let cursor = FileCursor::new(file, [Segment::File { offset: 2, len: 5 }]).unwrap();
+        assert!(read_chunk(cursor, 64).is_err());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_file_just_written_is_in_the_page_cache_and_is_sent_span_by_span() {
+        let dir = temp_dir();
+        let len = SEND_FILE_MAX_CHUNK + 1000;
+        fs::write(dir.join("f"), vec![b'x'; len]).unwrap();
+        let file = HeldFile::unbounded(File::open(dir.join("f")).unwrap());
+        let segments =
+            [Segment::Bytes(b"--b".to_vec()), Segment::File { offset: 10, len: len as u64 - 10 }];
+        let mut cursor = FileCursor::new(file, segments).unwrap();
+        assert_eq!(cursor.ahead(), Some(Ahead::Bytes(b"--b".to_vec())));
+        assert_eq!(cursor.ahead(), Some(Ahead::Cached { offset: 10, len: SEND_FILE_MAX_CHUNK }));
+        cursor.sent(100);
+        assert_eq!(cursor.ahead(), Some(Ahead::Cached { offset: 110, len: SEND_FILE_MAX_CHUNK }));
+        cursor.sent(SEND_FILE_MAX_CHUNK);
+        assert_eq!(
+            cursor.ahead(),
+            Some(Ahead::Cached { offset: 110 + SEND_FILE_MAX_CHUNK as u64, len: 890 })
+        );
+        cursor.sent(890);
+        assert_eq!(cursor.ahead(), None);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_span_dropped_from_the_page_cache_is_warmed_by_a_worker_then_sent_without_asking_again() {
+        let dir = temp_dir();
+        let path = dir.join("f");
+        fs::write(&path, vec![b'y'; 3 * 4096]).unwrap();
+        let file = File::open(&path).unwrap();
+        file.sync_all().unwrap();
+        // Ask the kernel to drop the clean pages; where it won't (some filesystems keep them), the span
+        // simply stays cached.
+        let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed);
+        let mut cursor = FileCursor::new(
+            HeldFile::unbounded(file),
+            [Segment::File { offset: 0, len: 3 * 4096 }],
+        )
+        .unwrap();
+        match cursor.ahead() {
+            Some(Ahead::Uncached) => {
+                let mut warmed = cursor.warm().unwrap();
+                assert_eq!(warmed.ahead(), Some(Ahead::Cached { offset: 0, len: 3 * 4096 }));
+            }
+            other => assert_eq!(other, Some(Ahead::Cached { offset: 0, len: 3 * 4096 })),
+        }
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn warming_a_span_of_a_shrunk_file_is_an_error() {
+        let dir = temp_dir();
+        fs::write(dir.join("f"), b"0123").unwrap();
+        let file = HeldFile::unbounded(File::open(dir.join("f")).unwrap());
+        let cursor = FileCursor::new(file, [Segment::File { offset: 0, len: 10 }]).unwrap();
+        assert_eq!(cursor.warm().unwrap_err(), HttpError::Internal);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_transport_that_cannot_send_files_gets_every_span_copied() {
+        let dir = temp_dir();
+        fs::write(dir.join("f"), b"0123").unwrap();
+        let file = HeldFile::unbounded(File::open(dir.join("f")).unwrap());
+        let mut cursor = FileCursor::new(file, [Segment::File { offset: 0, len: 4 }]).unwrap();
+        cursor.copy_from_now_on();
+        assert_eq!(cursor.ahead(), Some(Ahead::Copied));
+        let (bytes, rest) = cursor.read_chunk(64).unwrap();
+        assert_eq!((bytes.as_slice(), rest.is_none()), (&b"0123"[..], true));
+        fs::remove_dir_all(dir).unwrap();
+    }
+}
