@@ -10,7 +10,7 @@ use crate::cursor::FileBudget;
 use crate::exchange;
 use crate::response;
 use crate::routes::HostPolicy;
-use crate::storage;
+use crate::storage::UploadDir;
 use crate::transport::{Plain, Transport};
 use crate::worker::{self, Completion, ConnId, Reply, WorkerConfig, WorkerPool};
 use log::{debug, error, info, warn};
@@ -98,12 +98,13 @@ impl Server {
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let root = config.root.canonicalize()?;
-        let upload_dir = root.join(crate::config::UPLOAD_DIR);
-        match storage::prepare_upload_dir(&upload_dir) {
+        let (upload_dir, prepared) = UploadDir::prepare(root.join(crate::config::UPLOAD_DIR));
+        let shown = upload_dir.path().display();
+        match prepared {
             Ok(0) => {}
-            Ok(n) => info!("removed {n} unfinished upload(s) from {}", upload_dir.display()),
-            // Downloads still work; uploads will answer 500 until the folder is fixed.
-            Err(e) => error!("uploads folder {} is unusable: {e}", upload_dir.display()),
+            Ok(n) => info!("removed {n} unfinished upload(s) from {shown}"),
+            // Downloads still work; uploads answer 500.
+            Err(e) => error!("uploads folder {shown} is unusable: {e}"),
         }
         let root_dir = worker::open_root(&root)?;
         let worker_config = WorkerConfig {

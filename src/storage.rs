@@ -6,6 +6,7 @@ use log::warn;
 use serde::de::IgnoredAny;
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -31,6 +32,42 @@ impl From<io::Error> for StoreError {
     }
 }
 
+/// The uploads folder as it was at startup: its path, and the folder itself, held open. A folder removed, or
+/// replaced by another (made again, swapped for a link), is refused with 500 rather than written to behind the
+/// operator's back. Holding it open keeps its inode number from being reused by a folder made in its place.
+#[derive(Debug)]
+pub struct UploadDir {
+    path: PathBuf,
+    held: Option<(File, (u64, u64))>,
+}
+
+impl UploadDir {
+    /// Creates the folder if needed and removes the temporary files a crash left behind (how many, for the
+    /// log). Runs once, before serving. The folder is made here and never again.
+    pub fn prepare(path: PathBuf) -> (UploadDir, io::Result<usize>) {
+        let removed = remove_leftovers(&path);
+        let held = File::open(&path).ok().and_then(|folder| {
+            let meta = folder.metadata().ok().filter(|m| m.is_dir())?;
+            Some((folder, (meta.dev(), meta.ino())))
+        });
+        (UploadDir { path, held }, removed)
+    }
+
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The folder, if it is still the one that was there at startup.
+    fn folder(&self) -> io::Result<&File> {
+        let meta = fs::metadata(&self.path)?;
+        match &self.held {
+            Some((folder, identity)) if *identity == (meta.dev(), meta.ino()) => Ok(folder),
+            _ => Err(io::Error::other("it is not the folder that was there at startup")),
+        }
+    }
+}
+
 /// The temporary file of an upload whose body outgrew one window: written a window at a time.
 #[derive(Debug)]
 pub struct Spool {
@@ -43,14 +80,16 @@ pub struct Spool {
 
 impl Spool {
     /// A new, empty temporary file in `dir`.
-    pub fn create(dir: &Path, leftovers: &Arc<Leftovers>) -> io::Result<Spool> {
-        let path = dir.join(format!("{TEMP_PREFIX}{}{TEMP_SUFFIX}", uuid::Uuid::new_v4().simple()));
+    fn create(dir: &UploadDir, leftovers: &Arc<Leftovers>) -> io::Result<Spool> {
+        dir.folder()?;
+        let name = format!("{TEMP_PREFIX}{}{TEMP_SUFFIX}", uuid::Uuid::new_v4().simple());
+        let path = dir.path.join(name);
         let file = File::options().read(true).write(true).create_new(true).open(&path)?;
         Ok(Spool { file, path, leftovers: Arc::clone(leftovers), kept: false })
     }
 
     /// Appends `bytes` to the file.
-    pub fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.file.write_all(bytes)
     }
 
@@ -68,16 +107,17 @@ impl Spool {
         }
     }
 
-    /// Syncs the file, renames it to `dir/name`, then syncs the folder so the name survives a crash.
+    /// Syncs the file, renames it to `name` in `dir`, then syncs the folder so the name survives a crash.
     /// Nothing is left under `name` unless all of it succeeds.
-    fn keep(mut self, dir: &Path, name: &str) -> io::Result<()> {
+    fn keep(mut self, dir: &UploadDir, name: &str) -> io::Result<()> {
         self.file.sync_all()?;
-        let path = dir.join(name);
+        let folder = dir.folder()?;
+        let path = dir.path.join(name);
         fs::rename(&self.path, &path)?;
         self.kept = true;
         // Until the folder is synced the rename may not survive a crash; if that fails, answer 500 and take the
         // file back, so a retrying client doesn't end up with two copies.
-        let synced = File::open(dir).and_then(|folder| folder.sync_all());
+        let synced = folder.sync_all();
         if synced.is_err() {
             let _ = fs::remove_file(&path);
         }
@@ -130,7 +170,7 @@ impl Leftovers {
 
 /// Adds `window` to the upload's temporary file, made on the first call.
 pub fn spill(
-    dir: &Path,
+    dir: &UploadDir,
     leftovers: &Arc<Leftovers>,
     spool: &mut Option<Box<Spool>>,
     window: &[u8],
@@ -146,7 +186,7 @@ pub fn spill(
 /// `spool` holds, if anything. A body in memory is checked before anything is written; a spooled one is
 /// checked from its file.
 pub fn store(
-    dir: &Path,
+    dir: &UploadDir,
     leftovers: &Arc<Leftovers>,
     spool: Option<Box<Spool>>,
     tail: &[u8],
@@ -221,10 +261,8 @@ fn upload_name() -> String {
     )
 }
 
-/// Creates the uploads folder and removes temporary files a crash left behind. Runs once, before serving.
-/// The folder is made here and never again: one that went missing or was replaced later is the operator's
-/// to see (a 500, logged once), not to paper over.
-pub fn prepare_upload_dir(dir: &Path) -> io::Result<usize> {
+/// Creates the uploads folder and removes temporary files a crash left behind.
+fn remove_leftovers(dir: &Path) -> io::Result<usize> {
     fs::create_dir_all(dir)?;
     let mut removed = 0;
     for entry in fs::read_dir(dir)? {
@@ -248,6 +286,15 @@ mod tests {
             .join(format!("http-server-storage-{}", uuid::Uuid::new_v4().simple()));
         fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    /// The folder at `path` as the server would know it, without preparing it (which sweeps temporary files).
+    fn upload_dir(path: &Path) -> UploadDir {
+        let held = File::open(path).ok().map(|folder| {
+            let meta = folder.metadata().unwrap();
+            (folder, (meta.dev(), meta.ino()))
+        });
+        UploadDir { path: path.to_path_buf(), held }
     }
 
     fn names(dir: &Path) -> Vec<String> {
@@ -283,11 +330,9 @@ mod tests {
     fn a_body_in_memory_is_stored_exactly_and_leaves_no_temp_file() {
         let dir = temp_dir();
         let leftovers = Arc::default();
-        let name = store(&dir, &leftovers, None, b"{\"a\": 1}").unwrap();
+        let name = store(&upload_dir(&dir), &leftovers, None, b"{\"a\": 1}").unwrap();
         assert_eq!(names(&dir), vec![name.clone()]);
         assert_eq!(fs::read(dir.join(name)).unwrap(), b"{\"a\": 1}");
-        let missing = store(&dir.join("missing"), &leftovers, None, b"{}");
-        assert!(matches!(missing, Err(StoreError::Io(_))), "a missing folder is not made");
         fs::remove_dir_all(dir).unwrap();
     }
 
@@ -296,11 +341,11 @@ mod tests {
         let dir = temp_dir();
         let leftovers = Arc::default();
         let mut spool = None;
-        spill(&dir, &leftovers, &mut spool, b"{\"a\": [1,").unwrap();
-        spill(&dir, &leftovers, &mut spool, b" 2,").unwrap();
+        spill(&upload_dir(&dir), &leftovers, &mut spool, b"{\"a\": [1,").unwrap();
+        spill(&upload_dir(&dir), &leftovers, &mut spool, b" 2,").unwrap();
         assert_eq!(names(&dir).len(), 1, "one temporary file");
         assert!(names(&dir)[0].starts_with(TEMP_PREFIX));
-        let name = store(&dir, &leftovers, spool, b" 3]}").unwrap();
+        let name = store(&upload_dir(&dir), &leftovers, spool, b" 3]}").unwrap();
         assert_eq!(names(&dir), vec![name.clone()]);
         assert_eq!(fs::read(dir.join(name)).unwrap(), b"{\"a\": [1, 2, 3]}");
         fs::remove_dir_all(dir).unwrap();
@@ -311,8 +356,8 @@ mod tests {
         let dir = temp_dir();
         let leftovers = Arc::default();
         let mut spool = None;
-        spill(&dir, &leftovers, &mut spool, b"{\"a\": ").unwrap();
-        let refused = store(&dir, &leftovers, spool, b"}");
+        spill(&upload_dir(&dir), &leftovers, &mut spool, b"{\"a\": ").unwrap();
+        let refused = store(&upload_dir(&dir), &leftovers, spool, b"}");
         assert!(
             matches!(&refused, Err(StoreError::Invalid(why)) if why.contains("column")),
             "{refused:?}"
@@ -329,22 +374,22 @@ mod tests {
         let leftovers = Arc::default();
         // "é" split between two windows is fine; a lone continuation byte far into the body is not.
         let mut spool = None;
-        spill(&dir, &leftovers, &mut spool, b"[\"caf\xc3").unwrap();
-        let name = store(&dir, &leftovers, spool, b"\xa9\"]").unwrap();
+        spill(&upload_dir(&dir), &leftovers, &mut spool, b"[\"caf\xc3").unwrap();
+        let name = store(&upload_dir(&dir), &leftovers, spool, b"\xa9\"]").unwrap();
         assert_eq!(fs::read(dir.join(name)).unwrap(), "[\"café\"]".as_bytes());
         let mut spool = None;
         let mut long = b"[\"".to_vec();
         long.resize(VALIDATE_BUFFER_BYTES + 10, b'a');
-        spill(&dir, &leftovers, &mut spool, &long).unwrap();
-        let refused = store(&dir, &leftovers, spool, b"\xa9\"]");
+        spill(&upload_dir(&dir), &leftovers, &mut spool, &long).unwrap();
+        let refused = store(&upload_dir(&dir), &leftovers, spool, b"\xa9\"]");
         let at = format!("not UTF-8 at byte {}", long.len());
         assert!(
             matches!(&refused, Err(StoreError::Invalid(why)) if why.contains(&at)),
             "{refused:?}"
         );
         let mut spool = None;
-        spill(&dir, &leftovers, &mut spool, b"[\"\xc3").unwrap();
-        let cut = store(&dir, &leftovers, spool, b"");
+        spill(&upload_dir(&dir), &leftovers, &mut spool, b"[\"\xc3").unwrap();
+        let cut = store(&upload_dir(&dir), &leftovers, spool, b"");
         assert!(
             matches!(&cut, Err(StoreError::Invalid(why)) if why.contains("at byte 2")),
             "{cut:?}"
@@ -358,7 +403,7 @@ mod tests {
         let dir = temp_dir();
         let leftovers = Arc::default();
         let mut spool = None;
-        spill(&dir, &leftovers, &mut spool, b"[1, 2").unwrap();
+        spill(&upload_dir(&dir), &leftovers, &mut spool, b"[1, 2").unwrap();
         drop(spool);
         assert_eq!(names(&dir).len(), 1);
         leftovers.sweep();
@@ -367,10 +412,26 @@ mod tests {
     }
 
     #[test]
+    fn a_folder_removed_or_made_again_after_startup_is_refused_and_left_alone() {
+        let dir = temp_dir();
+        let uploads = dir.join("uploads");
+        let (prepared, _) = UploadDir::prepare(uploads.clone());
+        fs::remove_dir(&uploads).unwrap();
+        let missing = store(&prepared, &Arc::default(), None, b"{}");
+        assert!(matches!(missing, Err(StoreError::Io(_))), "a missing folder is not made");
+        assert!(!uploads.exists());
+        fs::create_dir(&uploads).unwrap();
+        let replaced = store(&prepared, &Arc::default(), None, b"{}");
+        assert!(matches!(&replaced, Err(StoreError::Io(e)) if e.to_string().contains("startup")));
+        assert!(names(&uploads).is_empty(), "nothing written into the new folder");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn storing_into_a_file_instead_of_a_folder_fails_cleanly() {
         let dir = temp_dir();
         fs::write(dir.join("uploads"), b"not a folder").unwrap();
-        assert!(store(&dir.join("uploads"), &Arc::default(), None, b"{}").is_err());
+        assert!(store(&upload_dir(&dir.join("uploads")), &Arc::default(), None, b"{}").is_err());
         fs::remove_dir_all(dir).unwrap();
     }
 
@@ -379,7 +440,7 @@ mod tests {
         let dir = temp_dir();
         fs::write(dir.join(".upload_a.json.tmp"), b"{").unwrap();
         fs::write(dir.join("upload_b.json"), b"{}").unwrap();
-        assert_eq!(prepare_upload_dir(&dir).unwrap(), 1);
+        assert_eq!(UploadDir::prepare(dir.clone()).1.unwrap(), 1);
         assert_eq!(names(&dir), vec!["upload_b.json"]);
         fs::remove_dir_all(dir).unwrap();
     }

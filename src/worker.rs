@@ -8,7 +8,7 @@ use crate::error::HttpError;
 use crate::listing;
 use crate::mime::FileKind;
 use crate::negotiate::{Coding, Encodings};
-use crate::storage::{self, Leftovers, StoreError};
+use crate::storage::{self, Leftovers, StoreError, UploadDir};
 use log::{debug, error, info, warn};
 use mio::Waker;
 use rustix::fs::{openat2, statat, AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags};
@@ -227,7 +227,7 @@ pub struct WorkerConfig {
     /// The root, opened once for openat2; `None` where the kernel (or a seccomp filter) refuses openat2.
     pub root_dir: Option<OwnedFd>,
     /// Where uploads are stored.
-    pub upload_dir: PathBuf,
+    pub upload_dir: UploadDir,
     /// Bytes read per chunk.
     pub chunk_bytes: usize,
     /// Files held open between reads, across all downloads.
@@ -635,7 +635,10 @@ impl Worker {
             HttpError::Internal
         };
         self.stats.store_failures.note(&e, || {
-            format!("upload failed: cannot store in {}: {e}", self.config.upload_dir.display())
+            format!(
+                "upload failed: cannot store in {}: {e}",
+                self.config.upload_dir.path().display()
+            )
         });
         error.into()
     }
@@ -731,7 +734,7 @@ mod tests {
         WorkerConfig {
             root: dir.to_path_buf(),
             root_dir: open_root(dir).unwrap(),
-            upload_dir: dir.join("uploads"),
+            upload_dir: UploadDir::prepare(dir.join("uploads")).0,
             chunk_bytes: 4,
             open_files: FileBudget::new(2),
             leftovers: Arc::default(),

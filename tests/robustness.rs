@@ -534,3 +534,25 @@ fn one_address_over_its_connection_cap_gets_503_and_a_freed_place_is_given_again
     }
     assert!(served, "the place the closed connection held was given back");
 }
+
+#[test]
+fn a_burst_of_three_thousand_connects_is_all_answered() {
+    // With a listen queue of 128 a burst like this overflowed and hundreds of clients were never answered.
+    // The default backlog (4096) queues them all, and the server accepts until WouldBlock.
+    const CLIENTS: usize = 3000;
+    let server = TestServer::start(&[]);
+    let request = get_request(&server, "/sample.txt");
+    let mut streams: Vec<TcpStream> = (0..CLIENTS)
+        .map(|_| {
+            let mut stream =
+                TcpStream::connect(server.addr).expect("the kernel queues the connect");
+            stream.write_all(request.as_bytes()).unwrap();
+            stream
+        })
+        .collect();
+    for (i, stream) in streams.iter_mut().enumerate() {
+        stream.set_read_timeout(Some(common::IO_TIMEOUT)).unwrap();
+        let response = read_response(stream).unwrap_or_else(|| panic!("client {i} got no answer"));
+        assert_eq!(response.status, 200, "client {i}: {}", response.head);
+    }
+}

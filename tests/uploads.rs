@@ -896,3 +896,20 @@ fn a_removed_uploads_folder_gives_500_logged_once_and_nothing_is_recreated() {
     assert_eq!(server.log().matches("upload failed").count(), 1, "logged once per cause");
     assert!(server.is_running());
 }
+
+#[test]
+fn a_replaced_uploads_folder_gives_500_logged_once_and_the_new_one_is_left_alone() {
+    let mut server = TestServer::start(&["--log-level", "info"]);
+    let elsewhere = server.root.join("moved-away");
+    std::fs::rename(uploads_dir(&server), &elsewhere).unwrap();
+    std::fs::create_dir(uploads_dir(&server)).unwrap();
+    for _ in 0..3 {
+        let response = exchange(&server, &upload_request(&server, "application/json", DOCUMENT));
+        check_error(&response, 500);
+    }
+    assert!(listing(&uploads_dir(&server)).is_empty(), "nothing written into the new folder");
+    assert!(listing(&elsewhere).is_empty(), "nor into the old one, wherever it went");
+    assert!(server.log_contains("not the folder that was there at startup"), "{}", server.log());
+    assert_eq!(server.log().matches("upload failed").count(), 1, "logged once per cause");
+    assert!(server.is_running());
+}
