@@ -1,9 +1,13 @@
+//! What downloads and unfinished uploads may hold across the server: files held open (`--max-open-files`),
+//! and, for uploads, their number and their disk.
+//!
 //! What unfinished uploads may hold across the server. A body is held in memory one window at a time
 //! (`WINDOW_BYTES`), and each full window goes to the upload's temporary file as it arrives. So the number of
 //! uploads under way (`--max-uploads`) bounds their memory, and the disk their temporary files take has a
 //! bound of its own (`--max-upload-disk`).
 
 use crate::storage::Spool;
+use std::fs::File;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -50,25 +54,28 @@ impl UploadBudget {
         })
     }
 
-    /// Admits one more upload, reserving disk for all of a declared length at once, so the refusal comes
-    /// before `100 Continue`. A chunked body reserves as it grows.
+    /// Admits one more upload. A declared length that doesn't fit in the disk free now is refused at once,
+    /// before `100 Continue`; but disk is held only as the body arrives, window by window, so a client that
+    /// declares much and sends little holds little (declared lengths held up front let a hundred trickling
+    /// clients lock everyone out).
     pub fn admit(self: &Arc<UploadBudget>, declared: Option<u64>) -> Result<UploadBody, Full> {
         if self.uploads.fetch_add(1, Ordering::SeqCst) >= self.max_uploads {
             self.uploads.fetch_sub(1, Ordering::SeqCst);
             return Err(Full::Uploads);
         }
+        let free = self.max_disk.saturating_sub(self.disk.load(Ordering::SeqCst));
+        if declared.is_some_and(|len| len > free) {
+            self.uploads.fetch_sub(1, Ordering::SeqCst);
+            return Err(Full::Disk);
+        }
         // From here on, dropping the body gives its place back.
-        let mut body = UploadBody {
+        Ok(UploadBody {
             bytes: Vec::new(),
             spool: None,
             spooled: 0,
             reserved: 0,
             budget: Arc::clone(self),
-        };
-        if !body.reserve(declared.unwrap_or(0)) {
-            return Err(Full::Disk);
-        }
-        Ok(body)
+        })
     }
 }
 
@@ -148,6 +155,61 @@ impl Drop for UploadBody {
     }
 }
 
+/// Files held open beside the sockets: a slow download keeps its file (a descriptor) for as long as its client
+/// takes to read it, and an upload past one window its temporary file until it is stored. Bounded
+/// (`--max-open-files`), so neither can take the descriptors that new clients need; past the bound a download
+/// or an upload gets 503.
+#[derive(Debug)]
+pub struct FileBudget {
+    held: AtomicUsize,
+    /// The most held at once.
+    pub limit: usize,
+}
+
+impl FileBudget {
+    /// A budget of `limit` files.
+    pub fn new(limit: usize) -> Arc<FileBudget> {
+        Arc::new(FileBudget { held: AtomicUsize::new(0), limit })
+    }
+
+    /// Holds `file` under the budget, or gives it back (to be closed) when the budget is spent.
+    pub fn hold(self: &Arc<FileBudget>, file: File) -> Option<HeldFile> {
+        if self.held.fetch_add(1, Ordering::SeqCst) >= self.limit {
+            self.held.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(HeldFile { file, budget: Arc::clone(self) })
+    }
+}
+
+/// A file held open under the budget; dropping it (closing the file) gives its place back.
+#[derive(Debug)]
+pub struct HeldFile {
+    file: File,
+    budget: Arc<FileBudget>,
+}
+
+impl HeldFile {
+    /// The file.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+}
+
+impl Drop for HeldFile {
+    fn drop(&mut self) {
+        self.budget.held.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+impl HeldFile {
+    /// A file held under a budget of its own, for tests.
+    pub fn unbounded(file: File) -> HeldFile {
+        FileBudget::new(usize::MAX).hold(file).expect("an unbounded budget")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,12 +231,16 @@ mod tests {
     }
 
     #[test]
-    fn a_declared_length_reserves_its_disk_up_front() {
+    fn a_declared_length_past_the_free_disk_is_refused_but_disk_is_held_only_as_bytes_arrive() {
         let budget = UploadBudget::new(10, 1000);
-        let first = budget.admit(Some(600)).unwrap();
-        assert_eq!(held(&budget), (1, 600));
-        assert_eq!(budget.admit(Some(600)).unwrap_err(), Full::Disk);
-        assert_eq!(held(&budget), (1, 600), "a refusal holds nothing");
+        assert_eq!(budget.admit(Some(1001)).unwrap_err(), Full::Disk, "can never fit");
+        let mut first = budget.admit(Some(600)).unwrap();
+        assert_eq!(held(&budget), (1, 0), "declaring holds nothing");
+        first.bytes.extend_from_slice(&[b' '; 500]);
+        assert_eq!(first.reserve_disk(), Ok(()));
+        assert_eq!(held(&budget), (1, 500));
+        assert_eq!(budget.admit(Some(600)).unwrap_err(), Full::Disk, "500 of 1000 are free");
+        assert_eq!(held(&budget), (1, 500), "a refusal holds nothing");
         let small = budget.admit(Some(400)).unwrap();
         drop((first, small));
         assert_eq!(held(&budget), (0, 0));

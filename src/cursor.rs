@@ -6,6 +6,7 @@
 //! worker (`read_chunk`) is the fallback for a transport that can't send a file and a filesystem that can't
 //! answer. The blocking halves here run only on workers.
 
+use crate::budget::HeldFile;
 use crate::error::HttpError;
 use log::error;
 use rustix::io::{preadv2, Errno, ReadWriteFlags};
@@ -13,8 +14,6 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, IoSliceMut};
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
 /// Most bytes of a file one `sendfile` call sends, and the span probed in the page cache before it. 512 KiB,
 /// nginx's `sendfile_max_chunk` idea: one fast reader can't hold the loop for long, and a worker reading a
@@ -31,53 +30,6 @@ pub enum Segment {
     Bytes(Vec<u8>),
     /// `len` bytes of the file from `offset`.
     File { offset: u64, len: u64 },
-}
-
-/// Files held open between a worker's reads: a slow download keeps its file (a descriptor) for as long as its
-/// client takes to read it. Bounded (`--max-open-files`), so slow readers can't take the descriptors that new
-/// clients need; a download past the bound gets 503.
-#[derive(Debug)]
-pub struct FileBudget {
-    held: AtomicUsize,
-    /// The most held at once.
-    pub limit: usize,
-}
-
-impl FileBudget {
-    /// A budget of `limit` files.
-    pub fn new(limit: usize) -> Arc<FileBudget> {
-        Arc::new(FileBudget { held: AtomicUsize::new(0), limit })
-    }
-
-    /// Holds `file` under the budget, or gives it back (to be closed) when the budget is spent.
-    pub fn hold(self: &Arc<FileBudget>, file: File) -> Option<HeldFile> {
-        if self.held.fetch_add(1, Ordering::SeqCst) >= self.limit {
-            self.held.fetch_sub(1, Ordering::SeqCst);
-            return None;
-        }
-        Some(HeldFile { file, budget: Arc::clone(self) })
-    }
-}
-
-/// A file held open under the budget; dropping it (closing the file) gives its place back.
-#[derive(Debug)]
-pub struct HeldFile {
-    file: File,
-    budget: Arc<FileBudget>,
-}
-
-impl Drop for HeldFile {
-    fn drop(&mut self) {
-        self.budget.held.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-#[cfg(test)]
-impl HeldFile {
-    /// A file held under a budget of its own, for tests.
-    pub fn unbounded(file: File) -> HeldFile {
-        FileBudget::new(usize::MAX).hold(file).expect("an unbounded budget")
-    }
 }
 
 /// An open file being sent, and the segments of the body still to go.
@@ -142,7 +94,7 @@ impl FileCursor {
         if std::mem::take(&mut self.warmed) {
             return Some(Ahead::Cached { offset, len });
         }
-        Some(match is_cached(&self.file.file, offset, len) {
+        Some(match is_cached(self.file.file(), offset, len) {
             Some(true) => Ahead::Cached { offset, len },
             Some(false) => Ahead::Uncached,
             None => {
@@ -154,7 +106,7 @@ impl FileCursor {
 
     /// The file, to send from.
     pub fn file(&self) -> &File {
-        &self.file.file
+        self.file.file()
     }
 
     /// `n` bytes of the front span went out.
@@ -183,7 +135,7 @@ impl FileCursor {
             let mut at = offset;
             while at < end {
                 let want = ((end - at) as usize).min(buf.len());
-                match self.file.file.read_at(&mut buf[..want], at) {
+                match self.file.file().read_at(&mut buf[..want], at) {
                     Ok(0) => return Err(HttpError::Internal),
                     Ok(n) => at += n as u64,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -215,7 +167,7 @@ impl FileCursor {
                 }
                 Some(Segment::File { offset, len }) => {
                     let take = (*len).min(room as u64);
-                    read_span(&self.file.file, *offset, take, &mut bytes)?;
+                    read_span(self.file.file(), *offset, take, &mut bytes)?;
                     (*offset, *len) = (*offset + take, *len - take);
                     if *len == 0 {
                         self.segments.pop_front();

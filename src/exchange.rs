@@ -486,7 +486,7 @@ fn route(
     })
 }
 
-/// Admits the upload under the upload budget, reserving disk for all of a declared length, before asking
+/// Admits the upload under the upload budget (a declared length must fit in the disk free now) before asking
 /// for the body with `100 Continue`: a refusal comes before the client sends anything.
 fn start_upload(
     head: &RequestHead,
@@ -782,7 +782,7 @@ mod tests {
         let response = opened(&Exchange::unparsed(), small, &mut ctx);
         assert_eq!(response.body.len(), 3);
         assert!(ctx.cache.get("a.txt".as_ref(), Encodings::default(), ctx.now).is_some());
-        let file = std::fs::File::open("/dev/null").ok().map(crate::cursor::HeldFile::unbounded);
+        let file = std::fs::File::open("/dev/null").ok().map(crate::budget::HeldFile::unbounded);
         let large = OpenedFile {
             path: "b.txt".into(),
             accept: Encodings::default(),

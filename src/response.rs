@@ -4,7 +4,8 @@
 mod conditional;
 mod range;
 
-use crate::cursor::{FileCursor, HeldFile, Segment};
+use crate::budget::HeldFile;
+use crate::cursor::{FileCursor, Segment};
 use crate::error::{Allow, HttpError};
 use crate::html::escape_html;
 use crate::http::{self, Conditions, Field, Method, Persistence, Value};
@@ -604,7 +605,7 @@ mod tests {
             FileMeta::sample(1_000_000, FileKind { media_type: "image/png", download: true });
         let source = || Source::Disk {
             first: Vec::new(),
-            file: std::fs::File::open("/dev/null").ok().map(crate::cursor::HeldFile::unbounded),
+            file: std::fs::File::open("/dev/null").ok().map(crate::budget::HeldFile::unbounded),
         };
         let validators = Validators::of(&meta);
         let response = file(&request, Path::new("big.png"), &meta, &validators, source());

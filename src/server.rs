@@ -2,15 +2,14 @@
 //! the waker the worker pool uses to hand back completions.
 
 use crate::access_log::AccessLog;
-use crate::budget::UploadBudget;
+use crate::budget::{FileBudget, UploadBudget};
 use crate::config::Config;
 use crate::connection::Connection;
 use crate::context::{Context, Shared};
-use crate::cursor::FileBudget;
 use crate::exchange;
 use crate::response;
 use crate::routes::HostPolicy;
-use crate::storage::UploadDir;
+use crate::storage::{UploadDir, UploadStore};
 use crate::transport::{Plain, Transport};
 use crate::worker::{self, Completion, ConnId, Reply, WorkerConfig, WorkerPool};
 use log::{debug, error, info, warn};
@@ -107,13 +106,13 @@ impl Server {
             Err(e) => error!("uploads folder {shown} is unusable: {e}"),
         }
         let root_dir = worker::open_root(&root)?;
+        let open_files = FileBudget::new(config.limits.max_open_files);
         let worker_config = WorkerConfig {
             root,
             root_dir,
-            upload_dir,
+            uploads: UploadStore::new(upload_dir, Arc::clone(&open_files)),
             chunk_bytes: config.limits.file_chunk_bytes,
-            open_files: FileBudget::new(config.limits.max_open_files),
-            leftovers: Arc::default(),
+            open_files,
         };
         let pool = WorkerPool::new(config.workers, config.limits.max_queued_jobs, worker_config)?;
         let shared = Shared {

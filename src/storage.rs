@@ -2,6 +2,7 @@
 //! then synced and renamed to its final name only once it is complete and valid JSON. So neither a failure
 //! nor a crash leaves a partial file under a name GET serves. Runs on the workers, and once at startup.
 
+use crate::budget::{FileBudget, HeldFile};
 use log::warn;
 use serde::de::IgnoredAny;
 use std::fs::{self, File};
@@ -22,6 +23,8 @@ const VALIDATE_BUFFER_BYTES: usize = 64 * 1024;
 pub enum StoreError {
     /// The body is not one JSON document; why, for the client.
     Invalid(String),
+    /// Files held open are at `--max-open-files`: a temporary file would take a descriptor that isn't there.
+    Busy,
     /// The disk refused.
     Io(io::Error),
 }
@@ -68,10 +71,79 @@ impl UploadDir {
     }
 }
 
+/// Where uploads are stored, and what their temporary files draw on.
+#[derive(Debug)]
+pub struct UploadStore {
+    dir: UploadDir,
+    leftovers: Arc<Leftovers>,
+    files: Arc<FileBudget>,
+}
+
+impl UploadStore {
+    /// Uploads stored in `dir`, their temporary files held open under `files`.
+    pub fn new(dir: UploadDir, files: Arc<FileBudget>) -> UploadStore {
+        UploadStore { dir, leftovers: Arc::default(), files }
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &UploadDir {
+        &self.dir
+    }
+
+    /// Temporary files waiting to be removed.
+    pub fn leftovers(&self) -> &Arc<Leftovers> {
+        &self.leftovers
+    }
+
+    /// Adds `window` to the upload's temporary file, made on the first call.
+    pub fn spill(&self, spool: &mut Option<Box<Spool>>, window: &[u8]) -> Result<(), StoreError> {
+        let spool = match spool {
+            Some(spool) => spool,
+            None => spool.insert(Box::new(self.create()?)),
+        };
+        Ok(spool.append(window)?)
+    }
+
+    /// Stores a finished body under a new name and returns the name. The body is `tail` after what `spool`
+    /// holds, if anything. A body in memory is checked before anything is written; a spooled one is checked
+    /// from its file.
+    pub fn store(&self, spool: Option<Box<Spool>>, tail: &[u8]) -> Result<String, StoreError> {
+        let spool = match spool {
+            Some(mut spool) => {
+                spool.append(tail)?;
+                spool.validate()?;
+                spool
+            }
+            None => {
+                validate_json(tail).map_err(StoreError::Invalid)?;
+                let mut spool = self.create()?;
+                spool.append(tail)?;
+                Box::new(spool)
+            }
+        };
+        let name = upload_name();
+        spool.keep(&self.dir, &name)?;
+        Ok(name)
+    }
+
+    /// A new, empty temporary file in the folder, held under the open-file budget.
+    fn create(&self) -> Result<Spool, StoreError> {
+        self.dir.folder()?;
+        let name = format!("{TEMP_PREFIX}{}{TEMP_SUFFIX}", uuid::Uuid::new_v4().simple());
+        let path = self.dir.path.join(name);
+        let file = File::options().read(true).write(true).create_new(true).open(&path)?;
+        let Some(file) = self.files.hold(file) else {
+            let _ = fs::remove_file(&path);
+            return Err(StoreError::Busy);
+        };
+        Ok(Spool { file, path, leftovers: Arc::clone(&self.leftovers), kept: false })
+    }
+}
+
 /// The temporary file of an upload whose body outgrew one window: written a window at a time.
 #[derive(Debug)]
 pub struct Spool {
-    file: File,
+    file: HeldFile,
     path: PathBuf,
     leftovers: Arc<Leftovers>,
     /// Renamed to its final name: nothing is left to remove.
@@ -79,27 +151,19 @@ pub struct Spool {
 }
 
 impl Spool {
-    /// A new, empty temporary file in `dir`.
-    fn create(dir: &UploadDir, leftovers: &Arc<Leftovers>) -> io::Result<Spool> {
-        dir.folder()?;
-        let name = format!("{TEMP_PREFIX}{}{TEMP_SUFFIX}", uuid::Uuid::new_v4().simple());
-        let path = dir.path.join(name);
-        let file = File::options().read(true).write(true).create_new(true).open(&path)?;
-        Ok(Spool { file, path, leftovers: Arc::clone(leftovers), kept: false })
-    }
-
     /// Appends `bytes` to the file.
     fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.file.write_all(bytes)
+        self.file.file().write_all(bytes)
     }
 
     /// Checks the whole file as one JSON document, reading it back rather than holding it in memory: first
     /// that it is UTF-8, then that it parses.
     fn validate(&mut self) -> Result<(), StoreError> {
-        self.file.seek(SeekFrom::Start(0))?;
-        check_utf8(&mut self.file)?;
-        self.file.seek(SeekFrom::Start(0))?;
-        let reader = BufReader::with_capacity(VALIDATE_BUFFER_BYTES, &self.file);
+        let mut file = self.file.file();
+        file.seek(SeekFrom::Start(0))?;
+        check_utf8(&mut file)?;
+        file.seek(SeekFrom::Start(0))?;
+        let reader = BufReader::with_capacity(VALIDATE_BUFFER_BYTES, file);
         match serde_json::from_reader::<_, IgnoredAny>(reader) {
             Ok(_) => Ok(()),
             Err(e) if e.is_io() => Err(StoreError::Io(e.into())),
@@ -110,7 +174,7 @@ impl Spool {
     /// Syncs the file, renames it to `name` in `dir`, then syncs the folder so the name survives a crash.
     /// Nothing is left under `name` unless all of it succeeds.
     fn keep(mut self, dir: &UploadDir, name: &str) -> io::Result<()> {
-        self.file.sync_all()?;
+        self.file.file().sync_all()?;
         let folder = dir.folder()?;
         let path = dir.path.join(name);
         fs::rename(&self.path, &path)?;
@@ -136,8 +200,9 @@ impl Drop for Spool {
 }
 
 /// Temporary files of uploads that ended unfinished, waiting for a worker to remove them. A worker sweeps
-/// after each job, and the pool once more when it stops; each entry was an upload admitted under
-/// `--max-uploads`, so the list stays that short.
+/// after each job and, when the pool is idle, at least once a second (`worker::TIDY_INTERVAL`), and the pool
+/// once more when it stops; each entry was an upload admitted under `--max-uploads`, so the list stays that
+/// short.
 #[derive(Debug, Default)]
 pub struct Leftovers {
     paths: Mutex<Vec<PathBuf>>,
@@ -168,47 +233,6 @@ impl Leftovers {
     }
 }
 
-/// Adds `window` to the upload's temporary file, made on the first call.
-pub fn spill(
-    dir: &UploadDir,
-    leftovers: &Arc<Leftovers>,
-    spool: &mut Option<Box<Spool>>,
-    window: &[u8],
-) -> io::Result<()> {
-    let spool = match spool {
-        Some(spool) => spool,
-        None => spool.insert(Box::new(Spool::create(dir, leftovers)?)),
-    };
-    spool.append(window)
-}
-
-/// Stores a finished body under a new name in `dir` and returns the name. The body is `tail` after what
-/// `spool` holds, if anything. A body in memory is checked before anything is written; a spooled one is
-/// checked from its file.
-pub fn store(
-    dir: &UploadDir,
-    leftovers: &Arc<Leftovers>,
-    spool: Option<Box<Spool>>,
-    tail: &[u8],
-) -> Result<String, StoreError> {
-    let spool = match spool {
-        Some(mut spool) => {
-            spool.append(tail)?;
-            spool.validate()?;
-            spool
-        }
-        None => {
-            validate_json(tail).map_err(StoreError::Invalid)?;
-            let mut spool = Spool::create(dir, leftovers)?;
-            spool.append(tail)?;
-            Box::new(spool)
-        }
-    };
-    let name = upload_name();
-    spool.keep(dir, &name)?;
-    Ok(name)
-}
-
 /// One JSON document in UTF-8, or why not. JSON text is UTF-8 (RFC 8259 §8.1), which serde_json does not
 /// check inside strings it skips, so the text is checked first.
 fn validate_json(body: &[u8]) -> Result<(), String> {
@@ -221,7 +245,7 @@ fn not_utf8(at: u64) -> String {
 }
 
 /// Reads `file` to its end, checking that it is UTF-8, a buffer at a time.
-fn check_utf8(file: &mut File) -> Result<(), StoreError> {
+fn check_utf8(file: &mut &File) -> Result<(), StoreError> {
     let mut buf = vec![0; VALIDATE_BUFFER_BYTES];
     // Bytes of a sequence cut by the end of the last read, moved to the front; and where they start.
     let (mut carried, mut offset) = (0, 0u64);
@@ -288,7 +312,12 @@ mod tests {
         dir
     }
 
-    /// The folder at `path` as the server would know it, without preparing it (which sweeps temporary files).
+    /// Uploads stored in the folder at `path`, as the server would know it, without preparing it (which
+    /// sweeps temporary files).
+    fn store_in(path: &Path) -> UploadStore {
+        UploadStore::new(upload_dir(path), FileBudget::new(usize::MAX))
+    }
+
     fn upload_dir(path: &Path) -> UploadDir {
         let held = File::open(path).ok().map(|folder| {
             let meta = folder.metadata().unwrap();
@@ -329,8 +358,8 @@ mod tests {
     #[test]
     fn a_body_in_memory_is_stored_exactly_and_leaves_no_temp_file() {
         let dir = temp_dir();
-        let leftovers = Arc::default();
-        let name = store(&upload_dir(&dir), &leftovers, None, b"{\"a\": 1}").unwrap();
+        let uploads = store_in(&dir);
+        let name = uploads.store(None, b"{\"a\": 1}").unwrap();
         assert_eq!(names(&dir), vec![name.clone()]);
         assert_eq!(fs::read(dir.join(name)).unwrap(), b"{\"a\": 1}");
         fs::remove_dir_all(dir).unwrap();
@@ -339,13 +368,13 @@ mod tests {
     #[test]
     fn a_spooled_body_is_stored_whole_and_checked_from_its_file() {
         let dir = temp_dir();
-        let leftovers = Arc::default();
+        let uploads = store_in(&dir);
         let mut spool = None;
-        spill(&upload_dir(&dir), &leftovers, &mut spool, b"{\"a\": [1,").unwrap();
-        spill(&upload_dir(&dir), &leftovers, &mut spool, b" 2,").unwrap();
+        uploads.spill(&mut spool, b"{\"a\": [1,").unwrap();
+        uploads.spill(&mut spool, b" 2,").unwrap();
         assert_eq!(names(&dir).len(), 1, "one temporary file");
         assert!(names(&dir)[0].starts_with(TEMP_PREFIX));
-        let name = store(&upload_dir(&dir), &leftovers, spool, b" 3]}").unwrap();
+        let name = uploads.store(spool, b" 3]}").unwrap();
         assert_eq!(names(&dir), vec![name.clone()]);
         assert_eq!(fs::read(dir.join(name)).unwrap(), b"{\"a\": [1, 2, 3]}");
         fs::remove_dir_all(dir).unwrap();
@@ -354,16 +383,16 @@ mod tests {
     #[test]
     fn an_invalid_spooled_body_says_why_and_its_file_is_swept() {
         let dir = temp_dir();
-        let leftovers = Arc::default();
+        let uploads = store_in(&dir);
         let mut spool = None;
-        spill(&upload_dir(&dir), &leftovers, &mut spool, b"{\"a\": ").unwrap();
-        let refused = store(&upload_dir(&dir), &leftovers, spool, b"}");
+        uploads.spill(&mut spool, b"{\"a\": ").unwrap();
+        let refused = uploads.store(spool, b"}");
         assert!(
             matches!(&refused, Err(StoreError::Invalid(why)) if why.contains("column")),
             "{refused:?}"
         );
         assert_eq!(names(&dir).len(), 1, "removed by a sweep, not on drop");
-        leftovers.sweep();
+        uploads.leftovers().sweep();
         assert!(names(&dir).is_empty());
         fs::remove_dir_all(dir).unwrap();
     }
@@ -371,42 +400,42 @@ mod tests {
     #[test]
     fn a_spooled_body_is_checked_for_utf8_across_its_windows() {
         let dir = temp_dir();
-        let leftovers = Arc::default();
+        let uploads = store_in(&dir);
         // "é" split between two windows is fine; a lone continuation byte far into the body is not.
         let mut spool = None;
-        spill(&upload_dir(&dir), &leftovers, &mut spool, b"[\"caf\xc3").unwrap();
-        let name = store(&upload_dir(&dir), &leftovers, spool, b"\xa9\"]").unwrap();
+        uploads.spill(&mut spool, b"[\"caf\xc3").unwrap();
+        let name = uploads.store(spool, b"\xa9\"]").unwrap();
         assert_eq!(fs::read(dir.join(name)).unwrap(), "[\"café\"]".as_bytes());
         let mut spool = None;
         let mut long = b"[\"".to_vec();
         long.resize(VALIDATE_BUFFER_BYTES + 10, b'a');
-        spill(&upload_dir(&dir), &leftovers, &mut spool, &long).unwrap();
-        let refused = store(&upload_dir(&dir), &leftovers, spool, b"\xa9\"]");
+        uploads.spill(&mut spool, &long).unwrap();
+        let refused = uploads.store(spool, b"\xa9\"]");
         let at = format!("not UTF-8 at byte {}", long.len());
         assert!(
             matches!(&refused, Err(StoreError::Invalid(why)) if why.contains(&at)),
             "{refused:?}"
         );
         let mut spool = None;
-        spill(&upload_dir(&dir), &leftovers, &mut spool, b"[\"\xc3").unwrap();
-        let cut = store(&upload_dir(&dir), &leftovers, spool, b"");
+        uploads.spill(&mut spool, b"[\"\xc3").unwrap();
+        let cut = uploads.store(spool, b"");
         assert!(
             matches!(&cut, Err(StoreError::Invalid(why)) if why.contains("at byte 2")),
             "{cut:?}"
         );
-        leftovers.sweep();
+        uploads.leftovers().sweep();
         fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn an_abandoned_spool_is_removed_by_the_next_sweep() {
         let dir = temp_dir();
-        let leftovers = Arc::default();
+        let uploads = store_in(&dir);
         let mut spool = None;
-        spill(&upload_dir(&dir), &leftovers, &mut spool, b"[1, 2").unwrap();
+        uploads.spill(&mut spool, b"[1, 2").unwrap();
         drop(spool);
         assert_eq!(names(&dir).len(), 1);
-        leftovers.sweep();
+        uploads.leftovers().sweep();
         assert!(names(&dir).is_empty());
         fs::remove_dir_all(dir).unwrap();
     }
@@ -415,15 +444,31 @@ mod tests {
     fn a_folder_removed_or_made_again_after_startup_is_refused_and_left_alone() {
         let dir = temp_dir();
         let uploads = dir.join("uploads");
-        let (prepared, _) = UploadDir::prepare(uploads.clone());
+        let prepared = UploadStore::new(UploadDir::prepare(uploads.clone()).0, FileBudget::new(10));
         fs::remove_dir(&uploads).unwrap();
-        let missing = store(&prepared, &Arc::default(), None, b"{}");
+        let missing = prepared.store(None, b"{}");
         assert!(matches!(missing, Err(StoreError::Io(_))), "a missing folder is not made");
         assert!(!uploads.exists());
         fs::create_dir(&uploads).unwrap();
-        let replaced = store(&prepared, &Arc::default(), None, b"{}");
+        let replaced = prepared.store(None, b"{}");
         assert!(matches!(&replaced, Err(StoreError::Io(e)) if e.to_string().contains("startup")));
         assert!(names(&uploads).is_empty(), "nothing written into the new folder");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_temporary_file_past_the_open_file_budget_is_busy_and_leaves_nothing() {
+        let dir = temp_dir();
+        let uploads = UploadStore::new(upload_dir(&dir), FileBudget::new(1));
+        let mut first = None;
+        uploads.spill(&mut first, b"[1,").unwrap();
+        let mut second = None;
+        assert!(matches!(uploads.spill(&mut second, b"[2,"), Err(StoreError::Busy)));
+        assert!(matches!(uploads.store(None, b"{}"), Err(StoreError::Busy)));
+        assert_eq!(names(&dir).len(), 1, "only the first upload's file");
+        drop(first);
+        uploads.leftovers().sweep();
+        assert!(uploads.store(None, b"{}").is_ok(), "its place came back");
         fs::remove_dir_all(dir).unwrap();
     }
 
@@ -431,7 +476,7 @@ mod tests {
     fn storing_into_a_file_instead_of_a_folder_fails_cleanly() {
         let dir = temp_dir();
         fs::write(dir.join("uploads"), b"not a folder").unwrap();
-        assert!(store(&upload_dir(&dir.join("uploads")), &Arc::default(), None, b"{}").is_err());
+        assert!(store_in(&dir.join("uploads")).store(None, b"{}").is_err());
         fs::remove_dir_all(dir).unwrap();
     }
 

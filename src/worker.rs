@@ -2,13 +2,13 @@
 //! completion goes back over a channel, and the worker wakes the event loop.
 
 use crate::auth;
-use crate::budget::UploadBody;
-use crate::cursor::{read_span, FileBudget, FileCursor, HeldFile};
+use crate::budget::{FileBudget, HeldFile, UploadBody};
+use crate::cursor::{read_span, FileCursor};
 use crate::error::HttpError;
 use crate::listing;
 use crate::mime::FileKind;
 use crate::negotiate::{Coding, Encodings};
-use crate::storage::{self, Leftovers, StoreError, UploadDir};
+use crate::storage::{Leftovers, StoreError, UploadStore};
 use log::{debug, error, info, warn};
 use mio::Waker;
 use rustix::fs::{openat2, statat, AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags};
@@ -20,7 +20,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
@@ -226,14 +226,12 @@ pub struct WorkerConfig {
     pub root: PathBuf,
     /// The root, opened once for openat2; `None` where the kernel (or a seccomp filter) refuses openat2.
     pub root_dir: Option<OwnedFd>,
-    /// Where uploads are stored.
-    pub upload_dir: UploadDir,
+    /// Where uploads are stored; their temporary files draw on `open_files` too.
+    pub uploads: UploadStore,
     /// Bytes read per chunk.
     pub chunk_bytes: usize,
-    /// Files held open between reads, across all downloads.
+    /// Files held open between reads, across all downloads and unfinished uploads.
     pub open_files: Arc<FileBudget>,
-    /// Temporary files of abandoned uploads, for the workers to remove.
-    pub leftovers: Arc<Leftovers>,
 }
 
 /// A fixed set of threads taking jobs from one FIFO queue, so uploads and downloads queue fairly.
@@ -255,6 +253,9 @@ pub struct WorkerPool {
     /// Requests answered 503 since the last warning.
     refused: AtomicU64,
 }
+
+/// How long an idle worker waits for a job before it removes what abandoned uploads left anyway. 1 s.
+const TIDY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Least time between two pool warnings. 1 s.
 const WARNING_INTERVAL: Duration = Duration::from_secs(1);
@@ -296,7 +297,7 @@ impl WorkerPool {
         }
         Ok(WorkerPool {
             jobs: Some(job_tx),
-            leftovers: Arc::clone(&config.leftovers),
+            leftovers: Arc::clone(config.uploads.leftovers()),
             capacity,
             threads,
             stats,
@@ -422,13 +423,19 @@ struct Worker {
 impl Worker {
     fn run(self) {
         loop {
-            // Hold the lock only while taking a job, never while running it.
+            // Hold the lock only while taking a job, never while running it. An idle pool still removes what
+            // abandoned uploads left, within a tidy interval.
             let job = match self.jobs.lock() {
-                Ok(jobs) => jobs.recv(),
-                Err(poisoned) => poisoned.into_inner().recv(),
+                Ok(jobs) => jobs.recv_timeout(TIDY_INTERVAL),
+                Err(poisoned) => poisoned.into_inner().recv_timeout(TIDY_INTERVAL),
             };
-            let Ok(Job { conn, task, reply }) = job else {
-                return;
+            let Job { conn, task, reply } = match job {
+                Ok(job) => job,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.config.uploads.leftovers().sweep();
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
             };
             self.stats.queued.fetch_sub(1, Ordering::SeqCst);
             if self.stats.closing.load(Ordering::SeqCst) {
@@ -447,7 +454,7 @@ impl Worker {
                 self.stats.verifying.fetch_sub(1, Ordering::SeqCst);
             }
             self.stats.busy.fetch_sub(1, Ordering::SeqCst);
-            self.config.leftovers.sweep();
+            self.config.uploads.leftovers().sweep();
             // Nobody waits for the rest of the queue once the loop has gone.
             if !reply.send(Completion { conn, result, opened }) {
                 return;
@@ -473,9 +480,8 @@ impl Worker {
                 Ok(Output::Chunk { bytes: Vec::new(), rest: Some(file.warm()?) })
             }
             Task::Spill { mut body } => {
-                let dir = &self.config.upload_dir;
-                storage::spill(dir, &self.config.leftovers, &mut body.spool, &body.bytes)
-                    .map_err(|e| self.store_failed(e))?;
+                let spilled = self.config.uploads.spill(&mut body.spool, &body.bytes);
+                spilled.map_err(|e| self.store_failed(e))?;
                 body.spilled();
                 Ok(Output::Spilled { body })
             }
@@ -610,26 +616,43 @@ impl Worker {
 
     fn save(&self, mut body: UploadBody) -> Result<Output, JobError> {
         let started = Instant::now();
-        let (dir, len) = (&self.config.upload_dir, body.received());
-        match storage::store(dir, &self.config.leftovers, body.spool.take(), &body.bytes) {
+        let len = body.received();
+        match self.config.uploads.store(body.spool.take(), &body.bytes) {
             Ok(name) => {
                 self.stats.store_failures.clear();
                 info!("upload stored: {name} ({len} bytes in {:?})", started.elapsed());
                 Ok(Output::Saved { name })
             }
-            Err(StoreError::Invalid(reason)) => {
-                info!("upload rejected: {reason}");
-                Err(JobError { error: HttpError::BadRequest, detail: Some(reason) })
-            }
-            Err(StoreError::Io(e)) => Err(self.store_failed(e)),
+            Err(e) => Err(self.store_failed(e)),
         }
     }
 
-    /// An upload write failed. No room (ENOSPC, EDQUOT) or over the file size limit (EFBIG, with SIGXFSZ
-    /// ignored) is 507; anything else is our fault, 500. Either way its temporary file is swept after the job.
-    fn store_failed(&self, e: io::Error) -> JobError {
-        let full = [Errno::NOSPC, Errno::DQUOT, Errno::FBIG].map(|e| Some(e.raw_os_error()));
-        let error = if full.contains(&e.raw_os_error()) {
+    /// An upload could not be written or stored. Invalid JSON is 400 with the reason. No room (ENOSPC,
+    /// EDQUOT) or over the file size limit (EFBIG, with SIGXFSZ ignored) is 507. No descriptor for its
+    /// temporary file (`--max-open-files`, EMFILE, ENFILE) is overload, 503. Anything else is our fault, 500.
+    /// Either way its temporary file is swept after the job.
+    fn store_failed(&self, e: StoreError) -> JobError {
+        let e = match e {
+            StoreError::Invalid(reason) => {
+                info!("upload rejected: {reason}");
+                return JobError { error: HttpError::BadRequest, detail: Some(reason) };
+            }
+            StoreError::Busy => {
+                debug!(
+                    "upload: {} files held open already (--max-open-files): 503",
+                    self.config.open_files.limit
+                );
+                return HttpError::Unavailable.into();
+            }
+            StoreError::Io(e) => e,
+        };
+        let errno =
+            |errnos: &[Errno]| errnos.iter().any(|n| e.raw_os_error() == Some(n.raw_os_error()));
+        if errno(&[Errno::MFILE, Errno::NFILE]) {
+            warn!("upload: out of file descriptors: {e}; answering 503");
+            return HttpError::Unavailable.into();
+        }
+        let error = if errno(&[Errno::NOSPC, Errno::DQUOT, Errno::FBIG]) {
             HttpError::InsufficientStorage
         } else {
             HttpError::Internal
@@ -637,7 +660,7 @@ impl Worker {
         self.stats.store_failures.note(&e, || {
             format!(
                 "upload failed: cannot store in {}: {e}",
-                self.config.upload_dir.path().display()
+                self.config.uploads.dir().path().display()
             )
         });
         error.into()
@@ -731,13 +754,14 @@ mod tests {
     }
 
     fn worker_config(dir: &Path) -> WorkerConfig {
+        let open_files = FileBudget::new(2);
+        let uploads = crate::storage::UploadDir::prepare(dir.join("uploads")).0;
         WorkerConfig {
             root: dir.to_path_buf(),
             root_dir: open_root(dir).unwrap(),
-            upload_dir: UploadDir::prepare(dir.join("uploads")).0,
+            uploads: UploadStore::new(uploads, Arc::clone(&open_files)),
             chunk_bytes: 4,
-            open_files: FileBudget::new(2),
-            leftovers: Arc::default(),
+            open_files,
         }
     }
 

@@ -744,26 +744,82 @@ fn memory_stays_at_a_window_per_upload_while_large_bodies_arrive() {
     assert!(listing(&uploads_dir(&server)).is_empty(), "{:?}", listing(&uploads_dir(&server)));
 }
 
+/// The bytes the uploads folder holds, temporary files included.
+fn bytes_in_uploads(server: &TestServer) -> u64 {
+    listing(&uploads_dir(server)).iter().map(|(_, len)| len).sum()
+}
+
+/// Waits (bounded) until `ready` holds.
+fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !ready() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn uploads_past_the_disk_budget_get_503_before_their_body_and_a_small_one_still_fits() {
     let server = TestServer::start(&["--max-body", "600000", "--max-upload-disk", "1000000"]);
-    let (first, waiting) = ask_to_upload(&server, 600_000);
+    let (first, mut arriving) = ask_to_upload(&server, 600_000);
     assert_eq!(first, 100, "600,000 of the 1,000,000 bytes allowed");
+    send(&mut arriving, &large_document(600_000, 14)[..500_000]);
+    // Seven 64 KiB windows (458,752 bytes) on disk: the rest of the budget can't take another 600,000.
+    wait_until("the first upload's windows are on disk", || bytes_in_uploads(&server) >= 458_752);
     let (second, mut refused) = ask_to_upload(&server, 600_000);
     assert_eq!(second, 503, "another 600,000 would pass the bound");
     assert!(!read_to_eof(&mut refused).is_empty(), "the 503 comes with its body, then a close");
     let small = exchange(&server, &upload_request(&server, "application/json", DOCUMENT));
     check_created(&server, &small, DOCUMENT);
-    // Once the waiting upload is gone, its reservation comes back (the server notices the close soon, but
-    // not at once: ask a bounded number of times).
-    drop(waiting);
+    // Once the first upload is gone, its disk comes back (the server notices the close soon, but not at
+    // once: ask a bounded number of times).
+    drop(arriving);
     let accepted = (0..100).any(|_| {
         ask_to_upload(&server, 600_000).0 == 100 || {
             std::thread::sleep(std::time::Duration::from_millis(20));
             false
         }
     });
-    assert!(accepted, "the disk reservation was not given back");
+    assert!(accepted, "the disk was not given back");
+}
+
+#[test]
+fn an_abandoned_upload_leaves_no_temporary_file_even_on_an_idle_server() {
+    let server = TestServer::start(&[]);
+    let (status, mut stream) = ask_to_upload(&server, 1_000_000);
+    assert_eq!(status, 100);
+    send(&mut stream, &large_document(1_000_000, 15)[..300_000]);
+    wait_until("windows are on disk", || bytes_in_uploads(&server) >= 262_144);
+    drop(stream);
+    // Nothing else happens on the server: its idle workers still tidy up.
+    wait_until("the temporary file is gone", || listing(&uploads_dir(&server)).is_empty());
+}
+
+#[test]
+fn uploads_past_one_window_hold_a_file_under_max_open_files_and_past_it_get_503() {
+    let server = TestServer::start(&["--max-open-files", "2", "--idle-timeout", "30"]);
+    let doc = large_document(1_000_000, 16);
+    let held: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let (status, mut stream) = ask_to_upload(&server, doc.len());
+            assert_eq!(status, 100);
+            send(&mut stream, &doc[..100_000]);
+            stream
+        })
+        .collect();
+    wait_until("both uploads hold a temporary file", || listing(&uploads_dir(&server)).len() == 2);
+    let (status, mut third) = ask_to_upload(&server, doc.len());
+    assert_eq!(status, 100, "admitted: its first window is still in memory");
+    send(&mut third, &doc[..100_000]);
+    let refused = read_response(&mut third).expect("an answer once its first window needs a file");
+    check_error(&refused, 503);
+    assert_eq!(refused.header("Connection"), Some("close"));
+    let small = exchange(&server, &upload_request(&server, "application/json", DOCUMENT));
+    check_error(&small, 503);
+    drop(held);
+    wait_until("the files are given back", || listing(&uploads_dir(&server)).is_empty());
+    let small = exchange(&server, &upload_request(&server, "application/json", DOCUMENT));
+    check_created(&server, &small, DOCUMENT);
 }
 
 #[test]
@@ -801,9 +857,9 @@ fn slow_uploads_holding_their_places_never_stop_a_normal_upload() {
 }
 
 #[test]
-fn slow_uploads_at_the_disk_budget_are_cut_by_the_minimum_rate_and_a_normal_upload_then_succeeds() {
-    // Two trickling uploads reserve the whole disk budget; the minimum rate (1 KiB/s over each 0.5 s window)
-    // cuts them within a window, and the normal upload, retried, gets in.
+fn slow_uploads_declaring_the_whole_disk_budget_hold_none_of_it_and_are_cut_by_the_minimum_rate() {
+    // Two trickling uploads declare all of the disk allowed. Disk is held as bytes arrive, so the normal upload
+    // gets in at once; the minimum rate (1 KiB/s over each 0.5 s window) cuts the trickles with 408.
     let server = TestServer::start(&[
         "--max-body",
         "1000000",
@@ -822,24 +878,10 @@ fn slow_uploads_at_the_disk_budget_are_cut_by_the_minimum_rate_and_a_normal_uplo
         })
         .collect();
     let doc = large_document(100_000, 13);
-    let request = upload_request(&server, "application/json", &doc);
-    let first_try = exchange(&server, &request);
-    assert_eq!(first_try.status, 503, "the budget is held: {}", first_try.head);
-    let mut stored = None;
-    for _ in 0..200 {
-        for stream in &mut held {
-            let _ = stream.write_all(b" ");
-        }
-        let response = exchange(&server, &request);
-        if response.status == 201 {
-            stored = Some(response);
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
-    let response = stored.expect("the trickling uploads were never cut");
+    let response = exchange(&server, &upload_request(&server, "application/json", &doc));
     check_created(&server, &response, &doc);
     for stream in &mut held {
+        let _ = stream.write_all(b" ");
         let cut = read_response(stream).expect("the trickle's answer");
         assert_eq!(cut.status, 408, "{}", cut.head);
     }

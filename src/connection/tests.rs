@@ -512,7 +512,7 @@ fn opened_large(h: &Harness) -> Result<Output, JobError> {
         meta: FileMeta::sample(10, FileKind { media_type: "image/png", download: true }),
         read_at: h.ctx.now,
         first: b"abc".to_vec(),
-        file: Some(crate::cursor::HeldFile::unbounded(file)),
+        file: Some(crate::budget::HeldFile::unbounded(file)),
     }))
 }
 
@@ -599,7 +599,7 @@ fn head_of_an_uncached_file_asks_the_worker_for_no_bytes_and_streams_nothing() {
         meta: FileMeta::sample(10, FileKind { media_type: "image/png", download: true }),
         read_at: h.ctx.now,
         first: Vec::new(),
-        file: std::fs::File::open("/dev/null").ok().map(crate::cursor::HeldFile::unbounded),
+        file: std::fs::File::open("/dev/null").ok().map(crate::budget::HeldFile::unbounded),
     };
     h.complete(Ok(Output::Opened(opened)));
     let output = String::from_utf8(std::mem::take(&mut h.wire.borrow_mut().output)).unwrap();
@@ -877,7 +877,7 @@ fn opened_from_disk(h: &Harness, path: &std::path::Path) -> Result<Output, JobEr
         ),
         read_at: h.ctx.now,
         first: bytes[..64 * 1024].to_vec(),
-        file: Some(crate::cursor::HeldFile::unbounded(std::fs::File::open(path).unwrap())),
+        file: Some(crate::budget::HeldFile::unbounded(std::fs::File::open(path).unwrap())),
     }))
 }
 
