@@ -117,3 +117,30 @@ fn slow_readers_of_a_large_file_hold_a_few_kib_each_not_a_chunk() {
     assert_eq!(server.get("/index.html").status, 200);
     drop(readers);
 }
+
+#[test]
+fn a_file_replaced_during_its_download_sends_the_file_it_promised_and_the_next_request_gets_the_new_one(
+) {
+    let server = TestServer::start(&["--file-cache-window", "0"]);
+    let old = write_file(&server, "replaced.png", 4 * MIB, 5);
+    let mut stream = server.connect();
+    stream.set_read_timeout(Some(common::IO_TIMEOUT)).unwrap();
+    let get = request_with_headers(&server, "GET", "/replaced.png", &[], false);
+    stream.write_all(get.as_bytes()).unwrap();
+    let mut start = vec![0u8; 128 * 1024];
+    stream.read_exact(&mut start).unwrap();
+    // A deploy swaps the file atomically: a new one renamed over the old.
+    let new = random_bytes(MIB, 6);
+    std::fs::write(server.root.join("replaced.png.new"), &new).unwrap();
+    std::fs::rename(server.root.join("replaced.png.new"), server.root.join("replaced.png"))
+        .unwrap();
+    let head_end = start.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let mut rest = vec![0u8; 4 * MIB - (start.len() - head_end)];
+    stream.read_exact(&mut rest).unwrap();
+    let mut body = start[head_end..].to_vec();
+    body.extend_from_slice(&rest);
+    assert!(body == old, "the open file is the old one, sent whole");
+    stream.write_all(get.as_bytes()).unwrap();
+    let next = read_response(&mut stream).expect("the next response on the connection");
+    assert!(body_of(&next, 200) == new, "the new file");
+}
