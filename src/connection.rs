@@ -533,7 +533,9 @@ impl<T: Transport> Connection<T> {
     fn write(&mut self, ctx: &mut Context) -> Step {
         debug_assert!(matches!(self.state, State::Writing { .. }));
         let before = self.written;
-        let drained = transport::drain(&mut self.transport, &self.write_buf, &mut self.written);
+        let more = matches!(self.state, State::Writing { next: Next::Chunk(_), .. });
+        let drained =
+            transport::drain(&mut self.transport, &self.write_buf, &mut self.written, more);
         if self.written > before {
             self.deadline = Some(ctx.now + ctx.limits().write_timeout);
         }

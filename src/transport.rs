@@ -17,6 +17,11 @@ pub trait Transport {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
     /// Writes from `buf`, returning how much was taken.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize>;
+    /// Like `write`, saying that more follows at once (a file body after its head): the two may go out in one
+    /// packet.
+    fn write_more(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write(buf)
+    }
     /// Pushes out anything the transport itself still holds (TLS records); `WouldBlock` until it is gone.
     fn flush(&mut self) -> io::Result<()>;
     /// Sends up to `len` bytes of `file` from `offset` straight from the page cache, returning how many went;
@@ -75,10 +80,17 @@ pub enum Drained {
 }
 
 /// Writes `buf[*written..]` until all of it is out and flushed, or the transport blocks; `*written` counts
-/// what was taken.
-pub fn drain(transport: &mut impl Transport, buf: &[u8], written: &mut usize) -> Drained {
+/// what was taken. `more`: a file body follows at once.
+pub fn drain(
+    transport: &mut impl Transport,
+    buf: &[u8],
+    written: &mut usize,
+    more: bool,
+) -> Drained {
     while *written < buf.len() {
-        match transport.write(&buf[*written..]) {
+        let rest = &buf[*written..];
+        let wrote = if more { transport.write_more(rest) } else { transport.write(rest) };
+        match wrote {
             Ok(0) => return Drained::Failed(io::ErrorKind::WriteZero.into()),
             Ok(n) => *written += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Drained::Blocked,
@@ -134,6 +146,12 @@ impl Transport for Plain {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+
+    /// `MSG_MORE`: the head waits, as `TCP_CORK` would, for the `sendfile` right after it (or 200 ms at most),
+    /// so a download's head and first bytes share a packet despite `TCP_NODELAY`.
+    fn write_more(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Ok(rustix::net::send(&self.socket, buf, rustix::net::SendFlags::MORE)?)
     }
 
     fn send_file(&mut self, file: &File, offset: u64, len: usize) -> io::Result<usize> {

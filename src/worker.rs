@@ -49,8 +49,8 @@ pub struct Job {
 #[derive(Debug)]
 pub enum Task {
     /// Resolve `path` (relative to the root), check it stays inside, open it (or its precompressed variant,
-    /// when `accept` takes one that exists), and read the first chunk if `prefetch` (the response will send
-    /// it; HEAD needs only the length).
+    /// when `accept` takes one that exists), and read it whole if `prefetch` and it is no larger than one
+    /// chunk (the response will send it, and the cache keep it; HEAD needs only the length).
     /// A missing index is answered with a listing of `list` when that is set (`--list-dirs`).
     Open {
         path: PathBuf,
@@ -104,7 +104,7 @@ impl FileMeta {
     }
 }
 
-/// A file a worker opened: what it is, and its first chunk if the response will send one.
+/// A file a worker opened: what it is, and all of it if it is small and the response will send it.
 #[derive(Debug)]
 pub struct OpenedFile {
     /// The path asked for, relative to the root.
@@ -115,7 +115,7 @@ pub struct OpenedFile {
     pub meta: FileMeta,
     /// When the file was read, so a cached copy's age counts from here, not from delivery.
     pub read_at: Instant,
-    /// Up to one chunk from the start.
+    /// The whole file, when it is small enough to read at once; otherwise empty.
     pub first: Vec<u8>,
     /// The open file, unless `first` is all of it.
     pub file: Option<HeldFile>,
@@ -521,7 +521,10 @@ impl Worker {
         let mtime = http_time(stat.modified().unwrap_or(SystemTime::UNIX_EPOCH));
         let meta = FileMeta { len: stat.len(), kind, mtime, inode: stat.ino(), encoding, varies };
         debug!("serving {:?} ({} bytes, {:?})", path, meta.len, encoding);
-        let ahead = if prefetch { meta.len.min(self.config.chunk_bytes as u64) } else { 0 };
+        // A small file is read whole (and cached); a larger one is sent from the page cache by the loop, so
+        // nothing of it is read here: a client that stalls at once holds no chunk for its write timeout.
+        let whole = prefetch && meta.len <= self.config.chunk_bytes as u64;
+        let ahead = if whole { meta.len } else { 0 };
         let mut first = Vec::new();
         read_span(&file, 0, ahead, &mut first)?;
         let file = if first.len() as u64 == meta.len {
