@@ -11,6 +11,10 @@ pub const MAX_HEADERS: usize = 64;
 /// The name we answer with in `Server`.
 pub const SERVER_NAME: &str = concat!("http-server/", env!("CARGO_PKG_VERSION"));
 
+/// The `Server` header line every response carries, made at compile time.
+const SERVER_LINE: &[u8] =
+    concat!("Server: http-server/", env!("CARGO_PKG_VERSION"), "\r\n").as_bytes();
+
 /// The request method, as far as routing cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Method {
@@ -460,6 +464,9 @@ pub enum Value {
     Owned(String),
     /// Shared with the cache.
     Shared(Rc<str>),
+    /// Whole header lines rendered once and shared with the cache (a cached file's fixed fields), written as
+    /// they are; the field's name is not used.
+    Lines(Rc<str>),
 }
 
 impl AsRef<str> for Value {
@@ -468,6 +475,7 @@ impl AsRef<str> for Value {
             Value::Static(text) => text,
             Value::Owned(text) => text,
             Value::Shared(text) => text,
+            Value::Lines(text) => text,
         }
     }
 }
@@ -490,6 +498,22 @@ impl From<Rc<str>> for Value {
     }
 }
 
+/// `fields` as header lines, to be written later as one `Value::Lines`.
+pub fn render_lines(fields: &[Field]) -> Rc<str> {
+    let mut out = Vec::new();
+    for (name, value) in fields {
+        push_field(&mut out, name, value.as_ref());
+    }
+    String::from_utf8_lossy(&out).into()
+}
+
+fn push_field(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
 /// Room reserved for a response head before it is written, so a head costs at most one allocation. 256
 /// bytes: every head this server sends fits, long download names aside.
 pub const HEAD_RESERVE: usize = 256;
@@ -510,14 +534,13 @@ pub fn write_head(
     out.push(b' ');
     out.extend_from_slice(status.reason.as_bytes());
     out.extend_from_slice(b"\r\n");
-    for (name, value) in [("Date", date), ("Server", SERVER_NAME)]
-        .into_iter()
-        .chain(fields.iter().map(|(n, v)| (*n, v.as_ref())))
-    {
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+    push_field(out, "Date", date);
+    out.extend_from_slice(SERVER_LINE);
+    for (name, value) in fields {
+        match value {
+            Value::Lines(lines) => out.extend_from_slice(lines.as_bytes()),
+            _ => push_field(out, name, value.as_ref()),
+        }
     }
     if let Some(len) = content_length {
         out.extend_from_slice(b"Content-Length: ");

@@ -14,6 +14,7 @@ use crate::status::Status;
 use crate::worker::FileMeta;
 use conditional::Precondition;
 use range::Ranges;
+use std::cell::OnceCell;
 use std::path::Path;
 use std::rc::Rc;
 
@@ -116,13 +117,16 @@ impl Response {
 const FILE_FIELDS: usize = 9;
 
 /// A file's validators as header values, made once per file read and shared by the responses the cache
-/// answers with it.
+/// answers with it; and, once the first of those is made, the header lines of its whole `200`.
 #[derive(Debug, Clone)]
 pub struct Validators {
     /// The strong entity tag.
     pub etag: Rc<str>,
     /// The `Last-Modified` date.
     pub last_modified: Rc<str>,
+    /// The fields of a whole `200` from memory, rendered: everything in them is fixed for a cached entry
+    /// (its validators, type, coding, name, and the server's `Cache-Control`), so later hits copy one block.
+    full_200: OnceCell<Rc<str>>,
 }
 
 impl Validators {
@@ -131,6 +135,7 @@ impl Validators {
         Validators {
             etag: conditional::etag(meta).into(),
             last_modified: conditional::last_modified(meta).into(),
+            full_200: OnceCell::new(),
         }
     }
 }
@@ -166,6 +171,14 @@ pub fn file(
     source: Source,
 ) -> Response {
     let etag = &*validators.etag;
+    let precondition = conditional::evaluate(request.conditions, etag, meta.mtime);
+    // The hot path, a cached file's whole 200: its fields were rendered with its first such response.
+    if precondition == Precondition::Proceed && request.conditions.range.is_none() {
+        if let (Source::Memory(bytes), Some(lines)) = (&source, validators.full_200.get()) {
+            let fields = vec![("", Value::Lines(Rc::clone(lines)))];
+            return Response { status: Status::OK, fields, body: Body::Shared(Rc::clone(bytes)) };
+        }
+    }
     let mut fields = Vec::with_capacity(FILE_FIELDS);
     fields.push(("ETag", Rc::clone(&validators.etag).into()));
     fields.push(("Last-Modified", Rc::clone(&validators.last_modified).into()));
@@ -173,7 +186,7 @@ pub fn file(
     if meta.varies {
         fields.push(("Vary", "Accept-Encoding".into()));
     }
-    match conditional::evaluate(request.conditions, etag, meta.mtime) {
+    match precondition {
         Precondition::Proceed => {}
         Precondition::NotModified => {
             return Response { status: Status::NOT_MODIFIED, fields, body: Body::Empty };
@@ -207,7 +220,10 @@ pub fn file(
         Ranges::Full => {
             fields.push(("Content-Type", media_type.into()));
             let body = match source {
-                Source::Memory(bytes) => Body::Shared(bytes),
+                Source::Memory(bytes) => {
+                    let _ = validators.full_200.set(http::render_lines(&fields));
+                    Body::Shared(bytes)
+                }
                 Source::Disk { first, file } => {
                     let rest = [Segment::File {
                         offset: first.len() as u64,
@@ -689,5 +705,37 @@ mod tests {
         let json: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(json["filepath"], "/uploads/upload_x.json");
         assert_eq!(json["status"], "success");
+    }
+
+    #[test]
+    fn a_cached_files_later_whole_200s_are_its_first_byte_for_byte_from_one_rendered_block() {
+        let conditions = Conditions::default();
+        let request = FileRequest {
+            conditions: &conditions,
+            cache_control: "no-cache",
+            errors: ErrorFormat::Json,
+        };
+        let kind = FileKind { media_type: "image/png", download: true };
+        let meta = FileMeta {
+            varies: true,
+            encoding: Some(crate::negotiate::Coding::Gzip),
+            ..FileMeta::sample(3, kind)
+        };
+        let validators = Validators::of(&meta);
+        let body = Rc::new(b"abc".to_vec());
+        let serve = || {
+            let source = Source::Memory(Rc::clone(&body));
+            file(&request, Path::new("dir/a \"b\".png"), &meta, &validators, source)
+        };
+        let first = serve();
+        assert!(first.fields.len() > 1, "the first is built field by field");
+        let second = serve();
+        assert_eq!(second.fields.len(), 1, "later ones copy one block");
+        assert_eq!(encode(first, Method::Get), encode(second, Method::Get));
+        // A conditional or ranged request still gets its own head.
+        let ranged = Conditions { range: Some("bytes=0-0".into()), ..Conditions::default() };
+        let request = FileRequest { conditions: &ranged, ..request };
+        let part = file(&request, Path::new("a.png"), &meta, &validators, Source::Memory(body));
+        assert_eq!(part.status, Status::PARTIAL_CONTENT);
     }
 }
