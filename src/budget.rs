@@ -1,7 +1,5 @@
 //! What downloads and unfinished uploads may hold across the server: files held open (`--max-open-files`),
-//! and, for uploads, their number and their disk.
-//!
-//! What unfinished uploads may hold across the server. A body is held in memory one window at a time
+//! and, for uploads, their number and their disk. An upload body is held in memory one window at a time
 //! (`WINDOW_BYTES`), and each full window goes to the upload's temporary file as it arrives. So the number of
 //! uploads under way (`--max-uploads`) bounds their memory, and the disk their temporary files take has a
 //! bound of its own (`--max-upload-disk`).
