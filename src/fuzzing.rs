@@ -124,23 +124,30 @@ pub fn file_response(data: &[u8]) {
         cache_control: "no-cache",
         errors: ErrorFormat::Json,
     };
-    let response = response::file(
-        &request,
-        Path::new("a.txt"),
-        &meta,
-        &Validators::of(&meta),
-        Source::Memory(Rc::new(file)),
-    );
-    let declared = response.body.len();
-    let status = response.status.code;
-    let mut out = Vec::new();
-    let rest = response.encode(
-        &mut out,
-        "Sun, 29 Nov 2026 12:00:00 GMT",
-        http::Persistence::Close,
-        &http::Method::Get,
-    );
-    assert!(rest.is_none(), "a file in memory is sent whole");
+    let validators = Validators::of(&meta);
+    let body = Rc::new(file);
+    let serve = || {
+        let response = response::file(
+            &request,
+            Path::new("a.txt"),
+            &meta,
+            &validators,
+            Source::Memory(Rc::clone(&body)),
+        );
+        let (declared, status) = (response.body.len(), response.status.code);
+        let mut out = Vec::new();
+        let rest = response.encode(
+            &mut out,
+            "Sun, 29 Nov 2026 12:00:00 GMT",
+            http::Persistence::Close,
+            &http::Method::Get,
+        );
+        assert!(rest.is_none(), "a file in memory is sent whole");
+        (declared, status, out)
+    };
+    // The first response renders a cached file's fixed head; a later one must be the same, byte for byte.
+    let (declared, status, out) = serve();
+    assert!(serve() == (declared, status, out.clone()), "a second response differs from the first");
     let head_end = out.windows(4).position(|w| w == b"\r\n\r\n").expect("a complete head") + 4;
     assert!(matches!(status, 200 | 206 | 304 | 412 | 416), "status {status}");
     if !matches!(status, 304) {
