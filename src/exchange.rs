@@ -471,8 +471,7 @@ fn route(
 ) -> Result<Action, HttpError> {
     let peer = origin.peer;
     let shared = &ctx.shared;
-    if let Err(err) = shared.hosts.check(head.host.as_deref(), head.minor_version, origin.local_ip)
-    {
+    if let Err(err) = check_host(head, origin.local_ip, ctx) {
         let host = head.host.as_deref().unwrap_or("(none)");
         info!(
             "{peer}: \"{line}\" refused ({}): Host {host:?} does not name this server",
@@ -484,6 +483,21 @@ fn route(
         let reason = routes::refusal_reason(err);
         info!("{peer}: \"{line}\" refused ({}): {reason}", err.status().code);
     })
+}
+
+/// The Host check, skipped when the value is the one that last passed on the same local address.
+fn check_host(head: &RequestHead, local: IpAddr, ctx: &Context) -> Result<(), HttpError> {
+    let host = head.host.as_deref();
+    let known = ctx.known_host.borrow();
+    if known.as_ref().is_some_and(|(seen, ip)| Some(seen.as_str()) == host && *ip == local) {
+        return Ok(());
+    }
+    drop(known);
+    ctx.shared.hosts.check(host, head.minor_version, local)?;
+    if let Some(host) = host {
+        *ctx.known_host.borrow_mut() = Some((host.to_owned(), local));
+    }
+    Ok(())
 }
 
 /// Admits the upload under the upload budget (a declared length must fit in the disk free now) before asking
@@ -745,6 +759,19 @@ mod tests {
         let raw = "POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
                    Content-Length: 100000\r\nExpect: 100-continue\r\n\r\n";
         assert_eq!(decide(raw, 1, &ctx), ("respond 503".to_owned(), Persistence::Close));
+    }
+
+    #[test]
+    fn the_host_check_remembers_only_a_value_that_passed() {
+        let (ctx, _jobs) = test_context(Limits::default());
+        let get =
+            |host: &str| decide(&format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n"), 1, &ctx).0;
+        assert_eq!(get("localhost"), "open index.html");
+        assert_eq!(get("localhost"), "open index.html", "remembered");
+        assert_eq!(get("evil.example"), "respond 403");
+        assert_eq!(get("evil.example"), "respond 403", "a refusal is never remembered");
+        assert_eq!(get("LOCALHOST."), "open index.html", "checked, not compared");
+        assert_eq!(get("localhost:1"), "respond 403", "a port is part of the value");
     }
 
     #[test]
