@@ -10,7 +10,7 @@ use crate::http::{self, Inbox, Persistence, RequestHead};
 use crate::response::{self, Response};
 use crate::transport::{self, Drained, Filled, Transport};
 use crate::worker::{ConnId, Job, JobError, Output, Task};
-use log::{debug, info, trace};
+use log::{debug, error, info, trace};
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -214,8 +214,15 @@ impl<T: Transport> Connection<T> {
                 self.write_buf = bytes;
                 self.start_writing(ctx, exchange, rest.map_or(Next::Done, Next::Chunk))
             }
-            // An abort, or a result that is not what this state waits for (never sent): nothing sane is left.
-            (_, _) => self.close(ctx),
+            (Resumption::Abort, _) => self.close(ctx),
+            // A result that is not what this state waits for: a bug, and nothing sane is left to send.
+            (_, _) => {
+                error!(
+                    "{}: a worker result this connection did not wait for; closing",
+                    self.transport.peer()
+                );
+                self.close(ctx)
+            }
         };
         if step == Step::Continue {
             self.advance(ctx);
@@ -533,7 +540,8 @@ impl<T: Transport> Connection<T> {
     fn write(&mut self, ctx: &mut Context) -> Step {
         debug_assert!(matches!(self.state, State::Writing { .. }));
         let before = self.written;
-        let more = matches!(self.state, State::Writing { next: Next::Chunk(_), .. });
+        // Only a file span right after lets the head wait for it; the last bytes of a body never wait.
+        let more = matches!(&self.state, State::Writing { next: Next::Chunk(file), .. } if file.file_follows());
         let drained =
             transport::drain(&mut self.transport, &self.write_buf, &mut self.written, more);
         if self.written > before {

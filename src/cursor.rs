@@ -120,6 +120,11 @@ impl FileCursor {
         }
     }
 
+    /// Whether a span of the file is next, to follow what is being written at once.
+    pub fn file_follows(&self) -> bool {
+        matches!(self.segments.front(), Some(Segment::File { .. }))
+    }
+
     /// The transport can't send a file: from now on, spans go through a worker's memory.
     pub fn copy_from_now_on(&mut self) {
         self.copied = true;

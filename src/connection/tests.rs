@@ -37,6 +37,8 @@ struct Wire {
     shut: bool,
     /// The transport sends files itself, as `Plain` does with sendfile; otherwise they are copied.
     sends_files: bool,
+    /// The last write said more follows at once (`write_more`): the kernel would hold it back for a while.
+    last_write_more: bool,
 }
 
 struct Scripted(Rc<RefCell<Wire>>);
@@ -61,8 +63,15 @@ impl Transport for Scripted {
         }
     }
 
+    fn write_more(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let written = self.write(buf);
+        self.0.borrow_mut().last_write_more = true;
+        written
+    }
+
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let mut wire = self.0.borrow_mut();
+        wire.last_write_more = false;
         if wire.broken {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
@@ -959,5 +968,28 @@ fn a_file_that_ends_before_its_length_closes_the_connection_with_nothing_past_it
     let body_start = output.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     assert_eq!(output.len() - body_start, 100 * 1024, "what the file still had, and no more");
     assert!(output[body_start..] == bytes[..100 * 1024]);
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn a_multipart_range_from_disk_ends_without_holding_its_last_bytes_back() {
+    let (path, bytes) = file_on_disk(256 * 1024);
+    let mut h = Harness::new();
+    h.wire.borrow_mut().sends_files = true;
+    h.send(b"GET /big.png HTTP/1.1\r\nHost: localhost\r\nRange: bytes=0-9,200000-200009\r\n\r\n");
+    h.job();
+    let opened = opened_from_disk(&h, &path);
+    h.complete(opened);
+    run_turns(&mut h);
+    assert_eq!(h.state(), "Idle");
+    assert!(
+        !h.wire.borrow().last_write_more,
+        "the closing boundary went out as the last bytes, not held"
+    );
+    let output = String::from_utf8_lossy(&h.wire.borrow().output).into_owned();
+    assert!(output.starts_with("HTTP/1.1 206 "), "{output}");
+    for part in [&bytes[..10], &bytes[200_000..200_010]] {
+        assert!(h.wire.borrow().output.windows(10).any(|w| w == part), "a part is missing");
+    }
     std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
 }
