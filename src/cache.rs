@@ -105,7 +105,8 @@ impl FileCache {
     }
 
     /// Keeps a file a worker read at `read_at`, if it is small enough, there is room, and no newer read of the
-    /// same file is already kept (two reads may finish out of order).
+    /// same file is already kept (two reads may finish out of order). The entry's validators come back when
+    /// it is kept, so the response that brought the file need not make its own.
     pub fn insert(
         &mut self,
         path: PathBuf,
@@ -113,7 +114,7 @@ impl FileCache {
         meta: FileMeta,
         body: Rc<Vec<u8>>,
         read_at: Instant,
-    ) {
+    ) -> Option<&Validators> {
         let slot = slot(accept);
         let newer_kept = |entries: &HashMap<PathBuf, [Option<CachedFile>; 4]>| {
             entries
@@ -122,19 +123,24 @@ impl FileCache {
                 .is_some_and(|old| old.loaded >= read_at)
         };
         if self.fresh_for.is_zero() || body.len() > MAX_FILE_BYTES || newer_kept(&self.entries) {
-            return;
+            return None;
         }
         self.expire(read_at);
         self.remove(&path, slot);
         if self.count >= MAX_ENTRIES || self.total_bytes + body.len() > MAX_TOTAL_BYTES {
-            return;
+            return None;
         }
         self.total_bytes += body.len();
         self.count += 1;
         self.order.push_back((read_at, path.clone(), slot));
         let validators = Validators::of(&meta);
-        self.entries.entry(path).or_default()[slot] =
-            Some(CachedFile { meta, body, validators, loaded: read_at });
+        let kept = self.entries.entry(path).or_default()[slot].insert(CachedFile {
+            meta,
+            body,
+            validators,
+            loaded: read_at,
+        });
+        Some(&kept.validators)
     }
 
     /// Drops the entries older than they are kept, oldest first.

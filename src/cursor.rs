@@ -232,10 +232,13 @@ mod tests {
     use std::path::PathBuf;
 
     fn temp_dir() -> PathBuf {
-        let dir = std::env::temp_dir()
-            .join(format!("http-server-cursor-{}", uuid::Uuid::new_v4().simple()));
-        fs::create_dir_all(&dir).unwrap();
-        dir
+        crate::fuzzing::temp_dir("cursor")
+    }
+
+    /// `bytes` written to `dir/f`, opened and held as a download holds its file.
+    fn held_file(dir: &std::path::Path, bytes: impl AsRef<[u8]>) -> HeldFile {
+        fs::write(dir.join("f"), bytes).unwrap();
+        HeldFile::unbounded(File::open(dir.join("f")).unwrap())
     }
 
     fn read_chunk(
@@ -248,8 +251,7 @@ mod tests {
     #[test]
     fn chunks_are_read_until_the_file_ends() {
         let dir = temp_dir();
-        fs::write(dir.join("f"), b"0123456789").unwrap();
-        let file = HeldFile::unbounded(File::open(dir.join("f")).unwrap());
+        let file = held_file(&dir, b"0123456789");
         let cursor = FileCursor::new(file, [Segment::File { offset: 0, len: 10 }]).unwrap();
         let (first, rest) = read_chunk(cursor, 4).unwrap();
         let (second, rest) = read_chunk(rest.unwrap(), 4).unwrap();
@@ -265,8 +267,7 @@ mod tests {
     #[test]
     fn segments_mix_made_bytes_and_file_spans_across_chunk_boundaries() {
         let dir = temp_dir();
-        fs::write(dir.join("f"), b"0123456789").unwrap();
-        let file = HeldFile::unbounded(File::open(dir.join("f")).unwrap());
+        let file = held_file(&dir, b"0123456789");
         let segments = [
             Segment::Bytes(b"<a>".to_vec()),
             Segment::File { offset: 2, len: 3 },
@@ -289,8 +290,7 @@ mod tests {
     #[test]
     fn a_span_past_the_end_of_a_shrunk_file_is_an_error_not_short_data() {
         let dir = temp_dir();
-        fs::write(dir.join("f"), b"0123").unwrap();
-        let file = HeldFile::unbounded(File::open(dir.join("f")).unwrap());
+        let file = held_file(&dir, b"0123");
         let cursor = FileCursor::new(file, [Segment::File { offset: 2, len: 5 }]).unwrap();
         assert!(read_chunk(cursor, 64).is_err());
         fs::remove_dir_all(dir).unwrap();
@@ -300,8 +300,7 @@ mod tests {
     fn a_file_just_written_is_in_the_page_cache_and_is_sent_span_by_span() {
         let dir = temp_dir();
         let len = SEND_FILE_MAX_CHUNK + 1000;
-        fs::write(dir.join("f"), vec![b'x'; len]).unwrap();
-        let file = HeldFile::unbounded(File::open(dir.join("f")).unwrap());
+        let file = held_file(&dir, vec![b'x'; len]);
         let segments =
             [Segment::Bytes(b"--b".to_vec()), Segment::File { offset: 10, len: len as u64 - 10 }];
         let mut cursor = FileCursor::new(file, segments).unwrap();
@@ -347,8 +346,7 @@ mod tests {
     #[test]
     fn warming_a_span_of_a_shrunk_file_is_an_error() {
         let dir = temp_dir();
-        fs::write(dir.join("f"), b"0123").unwrap();
-        let file = HeldFile::unbounded(File::open(dir.join("f")).unwrap());
+        let file = held_file(&dir, b"0123");
         let cursor = FileCursor::new(file, [Segment::File { offset: 0, len: 10 }]).unwrap();
         assert_eq!(cursor.warm().unwrap_err(), HttpError::Internal);
         fs::remove_dir_all(dir).unwrap();
@@ -357,8 +355,7 @@ mod tests {
     #[test]
     fn a_transport_that_cannot_send_files_gets_every_span_copied() {
         let dir = temp_dir();
-        fs::write(dir.join("f"), b"0123").unwrap();
-        let file = HeldFile::unbounded(File::open(dir.join("f")).unwrap());
+        let file = held_file(&dir, b"0123");
         let mut cursor = FileCursor::new(file, [Segment::File { offset: 0, len: 4 }]).unwrap();
         cursor.copy_from_now_on();
         assert_eq!(cursor.ahead(), Some(Ahead::Copied));

@@ -593,15 +593,16 @@ fn folder_location(target: &str) -> Option<String> {
 /// The response to a file a worker opened; a file read whole is kept in the cache for the next requests.
 fn opened(exchange: &Exchange, file: OpenedFile, ctx: &mut Context) -> Response {
     let OpenedFile { path, accept, meta, read_at, first, file } = file;
-    let source = match file {
+    let (source, validators) = match file {
         None => {
             let whole = Rc::new(first);
-            ctx.cache.insert(path.clone(), accept, meta, Rc::clone(&whole), read_at);
-            Source::Memory(whole)
+            let kept = ctx.cache.insert(path.clone(), accept, meta, Rc::clone(&whole), read_at);
+            (Source::Memory(whole), kept.cloned())
         }
-        Some(file) => Source::Disk { first, file: Some(file) },
+        Some(file) => (Source::Disk { first, file: Some(file) }, None),
     };
-    response::file(&exchange.file_request(ctx), &path, &meta, &Validators::of(&meta), source)
+    let validators = validators.unwrap_or_else(|| Validators::of(&meta));
+    response::file(&exchange.file_request(ctx), &path, &meta, &validators, source)
 }
 
 /// A file opened for a client that left before it came back: kept in the cache all the same when it was read

@@ -19,6 +19,15 @@ use std::path::Path;
 use std::rc::Rc;
 use std::time::Duration;
 
+/// A fresh, empty folder under the system's temporary one, for unit tests that touch files.
+#[cfg(test)]
+pub fn temp_dir(label: &str) -> std::path::PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("http-server-{label}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("a temporary folder");
+    dir
+}
+
 /// A deterministic xorshift stream for the seeded property tests, so a failure reproduces.
 #[cfg(test)]
 pub fn noise(seed: u64) -> impl FnMut() -> u64 {

@@ -8,12 +8,18 @@ use std::rc::Rc;
 /// Most header fields accepted in one request; more gets 431.
 pub const MAX_HEADERS: usize = 64;
 
+/// The product name and version: one literal for `SERVER_NAME` and `SERVER_LINE`.
+macro_rules! server_name {
+    () => {
+        concat!("http-server/", env!("CARGO_PKG_VERSION"))
+    };
+}
+
 /// The name we answer with in `Server`.
-pub const SERVER_NAME: &str = concat!("http-server/", env!("CARGO_PKG_VERSION"));
+pub const SERVER_NAME: &str = server_name!();
 
 /// The `Server` header line every response carries, made at compile time.
-const SERVER_LINE: &[u8] =
-    concat!("Server: http-server/", env!("CARGO_PKG_VERSION"), "\r\n").as_bytes();
+const SERVER_LINE: &[u8] = concat!("Server: ", server_name!(), "\r\n").as_bytes();
 
 /// The request method, as far as routing cares.
 #[derive(Debug, Clone, PartialEq, Eq)]

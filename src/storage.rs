@@ -306,10 +306,7 @@ mod tests {
     use super::*;
 
     fn temp_dir() -> PathBuf {
-        let dir = std::env::temp_dir()
-            .join(format!("http-server-storage-{}", uuid::Uuid::new_v4().simple()));
-        fs::create_dir_all(&dir).unwrap();
-        dir
+        crate::fuzzing::temp_dir("storage")
     }
 
     /// Uploads stored in the folder at `path`, as the server would know it, without preparing it (which

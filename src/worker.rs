@@ -750,10 +750,7 @@ mod tests {
     use crate::cursor::Segment;
 
     fn temp_dir() -> PathBuf {
-        let dir = std::env::temp_dir()
-            .join(format!("http-server-unit-{}", uuid::Uuid::new_v4().simple()));
-        fs::create_dir_all(&dir).unwrap();
-        dir
+        crate::fuzzing::temp_dir("unit")
     }
 
     fn worker_config(dir: &Path) -> WorkerConfig {

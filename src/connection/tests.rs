@@ -864,9 +864,7 @@ fn a_body_spilled_slowly_is_not_charged_for_the_time_the_worker_took() {
 
 /// A file of `len` pseudo-random bytes in a fresh folder, and its bytes.
 fn file_on_disk(len: usize) -> (std::path::PathBuf, Vec<u8>) {
-    let dir =
-        std::env::temp_dir().join(format!("http-server-conn-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = crate::fuzzing::temp_dir("conn");
     let mut next = noise(len as u64);
     let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
     let path = dir.join("big.png");
