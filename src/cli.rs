@@ -114,6 +114,15 @@ pub struct Args {
     /// Ask for credentials only on POST /upload; everything else stays public.
     #[arg(long, env = "HTTP_SERVER_AUTH_UPLOADS_ONLY", value_parser = BoolishValueParser::new())]
     pub auth_uploads_only: bool,
+    /// Speak HTTPS with this PEM certificate chain (the server's certificate first); needs --tls-key.
+    #[arg(long, value_name = "FILE", env = "HTTP_SERVER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key (PKCS#8, RSA or SEC1) of --tls-cert. SIGHUP reloads both.
+    #[arg(long, value_name = "FILE", env = "HTTP_SERVER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Also listen for plain HTTP on PORT, answering every request with a 308 to its https:// URL.
+    #[arg(long, value_name = "PORT", env = "HTTP_SERVER_REDIRECT_HTTP", requires = "tls_cert")]
+    pub redirect_http: Option<u16>,
     /// Read a password from standard input, print its hash for an --auth-file line, and exit.
     #[arg(long, exclusive = true)]
     pub hash_password: bool,

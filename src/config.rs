@@ -4,6 +4,7 @@ use crate::access_log::Format;
 use crate::auth::Users;
 use crate::logging::Sink;
 use crate::mime::MimeTable;
+use crate::tls::Acceptor;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -39,6 +40,10 @@ pub struct Config {
     pub cache_control: String,
     /// Folders without an index are listed (`--list-dirs`), instead of 404.
     pub list_dirs: bool,
+    /// The certificate the listening port speaks HTTPS with (`--tls-cert`, `--tls-key`); `None`: plain HTTP.
+    pub tls: Option<Arc<Acceptor>>,
+    /// A second, plain listener on this port whose only answer is a redirect to HTTPS (`--redirect-http`).
+    pub redirect_http: Option<u16>,
     /// Bounds on memory, time and concurrency.
     pub limits: Limits,
 }

@@ -109,6 +109,8 @@ pub struct Connection<T> {
     yielded: bool,
     /// The server has queued it for another turn; it is queued at most once.
     pub queued: bool,
+    /// Accepted on the `--redirect-http` listener: every request is sent to its `https://` URL.
+    to_https: bool,
 }
 
 impl<T: Transport> Connection<T> {
@@ -126,7 +128,13 @@ impl<T: Transport> Connection<T> {
             reads_left: READS_PER_TURN,
             yielded: false,
             queued: false,
+            to_https: false,
         }
+    }
+
+    /// A connection to the `--redirect-http` listener, idle.
+    pub fn redirecting(id: ConnId, transport: T, ctx: &Context) -> Connection<T> {
+        Connection { to_https: true, ..Connection::new(id, transport, ctx) }
     }
 
     /// The transport, for (de)registration by the server.
@@ -161,8 +169,10 @@ impl<T: Transport> Connection<T> {
         format!("{} ({})", self.transport.peer(), self.state.name())
     }
 
-    /// Drops it now (a stop): the server deregisters it after this pass.
+    /// Drops it now (a stop): the server deregisters it after this pass. Over TLS the client is told with
+    /// `close_notify` that nothing was cut short.
     pub fn abandon(&mut self, ctx: &Context) {
+        self.transport.shutdown_write();
         self.transition(State::Closed, ctx);
     }
 
@@ -353,6 +363,14 @@ impl<T: Transport> Connection<T> {
                     }
                     return self.close(ctx);
                 }
+                Filled::Failed(e) if transport::is_plain_http(&e) => {
+                    debug!(
+                        "{}: plain HTTP on the TLS port; told to use https",
+                        self.transport.peer()
+                    );
+                    self.transport.reply_in_clear(&response::https_required(&ctx.date));
+                    return self.close(ctx);
+                }
                 Filled::Failed(e) => return self.fail(ctx, e),
             }
         }
@@ -365,6 +383,7 @@ impl<T: Transport> Connection<T> {
             peer: self.transport.peer(),
             local_ip: self.transport.local_ip(),
             served: self.served,
+            to_https: self.to_https,
         };
         let (exchange, decision) = exchange::begin(head, origin, ctx);
         // Boxed, so the states that carry it keep idle connections small.

@@ -7,7 +7,7 @@ use crate::budget::UploadBudget;
 use crate::cache::FileCache;
 use crate::config::Limits;
 use crate::mime::MimeTable;
-use crate::routes::HostPolicy;
+use crate::routes::{HostPolicy, ToHttps};
 use crate::transport::READ_CHUNK;
 use crate::worker::{ConnId, OpenKey, Reply, WorkerPool};
 use std::cell::RefCell;
@@ -22,6 +22,8 @@ pub struct Shared {
     pub limits: Limits,
     /// Which Host values name us.
     pub hosts: HostPolicy,
+    /// What the `--redirect-http` listener answers, when there is one.
+    pub to_https: Option<ToHttps>,
     /// How each file type is sent.
     pub mime: MimeTable,
     /// The `Cache-Control` value of file responses; fixed for the life of the process.
@@ -122,6 +124,8 @@ pub mod tests {
     /// threads whose jobs wait in the returned queue, so a test delivers their completions by hand.
     pub fn test_context(limits: Limits) -> (Context, Receiver<Job>) {
         let config = Config {
+            tls: None,
+            redirect_http: None,
             addr: "127.0.0.1:8080".parse().expect("an address"),
             host_name: "localhost".into(),
             root: ".".into(),
@@ -143,6 +147,7 @@ pub mod tests {
         let (reply, _completions) = Reply::channel(Arc::new(waker));
         let shared = Shared {
             hosts: HostPolicy::new(&config, config.addr),
+            to_https: None,
             mime: MimeTable::default(),
             cache_control: "no-cache",
             list_dirs: false,

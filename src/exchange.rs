@@ -269,6 +269,8 @@ pub struct Origin {
     pub local_ip: IpAddr,
     /// Requests started on this connection, this one included.
     pub served: u32,
+    /// It came to the `--redirect-http` listener.
+    pub to_https: bool,
 }
 
 /// A complete head arrived: check it, route it, and decide what happens.
@@ -308,6 +310,7 @@ pub fn begin(mut head: RequestHead, origin: Origin, ctx: &Context) -> (Exchange,
         && head.preflight.as_ref().is_some_and(|p| !p.method.is_empty());
     let needs_credentials = !ctx.shared.users.is_empty()
         && !preflight
+        && !matches!(action, Ok(Action::ToHttps(_)))
         && (!ctx.shared.users.uploads_only || action == Ok(Action::Upload));
     let authorization = head.authorization.take();
     let decision = match action {
@@ -317,6 +320,7 @@ pub fn begin(mut head: RequestHead, origin: Origin, ctx: &Context) -> (Exchange,
             Decision::Respond(response::preflight(allow, headers))
         }
         Ok(Action::Options(allow)) => Decision::Respond(response::options(allow)),
+        Ok(Action::ToHttps(location)) => Decision::Respond(response::permanent_redirect(location)),
         Ok(Action::Upload) => start_upload(&head, &mut exchange, origin.peer, ctx),
         Ok(Action::File { path, kind, folder }) => {
             exchange.conditions = head.conditions;
@@ -471,6 +475,11 @@ fn route(
 ) -> Result<Action, HttpError> {
     let peer = origin.peer;
     let shared = &ctx.shared;
+    if let Some(to_https) = shared.to_https.as_ref().filter(|_| origin.to_https) {
+        return to_https.location(head, origin.local_ip).inspect_err(|err| {
+            info!("{peer}: \"{line}\" not redirected ({})", err.status().code);
+        });
+    }
     if let Err(err) = check_host(head, origin.local_ip, ctx) {
         let host = head.host.as_deref().unwrap_or("(none)");
         info!(
@@ -636,6 +645,7 @@ mod tests {
             peer: "127.0.0.1:40000".parse().unwrap(),
             local_ip: "127.0.0.1".parse().unwrap(),
             served,
+            to_https: false,
         }
     }
 

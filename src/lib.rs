@@ -25,6 +25,7 @@ pub mod routes;
 mod server;
 pub mod status;
 mod storage;
+pub mod tls;
 mod transport;
 mod worker;
 

@@ -7,6 +7,7 @@ use cli::Args;
 use http_server::auth::{self, Users};
 use http_server::logging::{EventLog, Sink};
 use http_server::mime::MimeTable;
+use http_server::tls::{self, Acceptor, CertFiles};
 use http_server::{Config, Limits, Server, StartError};
 use log::{info, warn};
 use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
@@ -137,7 +138,30 @@ fn run(args: Args) -> ExitCode {
         eprintln!("error: --auth-uploads-only needs --auth or --auth-file");
         return ExitCode::from(2);
     }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let files = CertFiles { cert: cert.clone(), key: key.clone() };
+            match Acceptor::load(files) {
+                Ok(acceptor) => Some(Arc::new(acceptor)),
+                Err(e) => {
+                    eprintln!("error: --tls-cert/--tls-key: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        // clap requires both or neither.
+        _ => None,
+    };
+    if let Some(acceptor) = &tls {
+        if let Err(e) = tls::reload_on_hangup(Arc::clone(acceptor)) {
+            eprintln!("error: cannot handle SIGHUP for certificate reloads: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let config = Config {
+        tls,
+        redirect_http: args.redirect_http,
         users,
         cors: args.cors,
         addr,
@@ -157,7 +181,7 @@ fn run(args: Args) -> ExitCode {
         limits,
     };
     info!(
-        "starting {} on {addr}: root {}, {} workers, idle timeout {:?}, max {} requests per connection, \
+        "starting {} ({scheme}) on {addr}: root {}, {} workers, idle timeout {:?}, max {} requests per connection, \
          max body {} bytes, max {} connections",
         http_server::http::SERVER_NAME,
         config.root.display(),
@@ -185,6 +209,9 @@ fn run(args: Args) -> ExitCode {
         Ok(bound) if log::log_enabled!(log::Level::Info) => info!("listening on {bound}"),
         Ok(bound) => eprintln!("listening on {bound}"),
         Err(e) => eprintln!("error: cannot read the bound address: {e}"),
+    }
+    if let Some(redirect) = server.redirect_addr() {
+        info!("redirecting to https from {redirect}");
     }
     match server.run(&stop) {
         Ok(()) => ExitCode::SUCCESS,

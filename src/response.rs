@@ -294,6 +294,15 @@ pub fn redirect(location: String) -> Response {
     }
 }
 
+/// `308 Permanent Redirect` to `location`: unlike 301, the client repeats the method and body there.
+pub fn permanent_redirect(location: String) -> Response {
+    Response {
+        status: Status::PERMANENT_REDIRECT,
+        fields: vec![("Location", location.into())],
+        body: Body::Empty,
+    }
+}
+
 /// `200 OK` with a folder's listing page, which changes whenever the folder does.
 pub fn listing(page: Vec<u8>) -> Response {
     let fields = vec![
@@ -409,6 +418,19 @@ pub fn over_capacity(date: &str) -> Vec<u8> {
         Persistence::Close,
         &Method::Get,
     );
+    reply
+}
+
+/// The encoded answer to plain HTTP sent to the TLS port, written in the clear before closing (nginx does
+/// the same): a TLS alert would mean nothing to the client that sent it.
+pub fn https_required(date: &str) -> Vec<u8> {
+    let mut reply = Vec::new();
+    let response = Response {
+        status: Status::BAD_REQUEST,
+        fields: vec![("Content-Type", "text/plain; charset=utf-8".into())],
+        body: Body::Bytes(b"This port speaks HTTPS: use an https:// URL.\n".to_vec()),
+    };
+    response.encode(&mut reply, date, Persistence::Close, &Method::Get);
     reply
 }
 

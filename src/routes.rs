@@ -21,6 +21,8 @@ pub enum Action {
     Upload,
     /// Answer OPTIONS with the methods allowed here.
     Options(Allow),
+    /// Send the client to this `https://` URL (the `--redirect-http` listener).
+    ToHttps(String),
 }
 
 /// The file served for `/` and for any path ending in `/`.
@@ -213,6 +215,32 @@ impl HostPolicy {
     }
 }
 
+/// What the `--redirect-http` listener answers: every request goes to the same host and target over HTTPS.
+#[derive(Debug, Clone)]
+pub struct ToHttps {
+    /// The Host values the redirect listener accepts: a redirect to a name that is not ours would make this
+    /// server an open redirector.
+    pub hosts: HostPolicy,
+    /// The port the HTTPS listener is on.
+    pub https_port: u16,
+}
+
+impl ToHttps {
+    /// The `Location` for a request that came in on `local`: its Host's name, the HTTPS port unless it is
+    /// 443, and its target (`/` for the asterisk form).
+    pub fn location(&self, head: &RequestHead, local: IpAddr) -> Result<Action, HttpError> {
+        self.hosts.check(head.host.as_deref(), head.minor_version, local)?;
+        // Without a Host (HTTP/1.0) there is no name to send the client to.
+        let host = head.host.as_deref().ok_or(HttpError::BadRequest)?;
+        let (name, _) = split_authority(host.trim())?;
+        let target = if head.target.starts_with('/') { head.target.as_str() } else { "/" };
+        Ok(Action::ToHttps(match self.https_port {
+            443 => format!("https://{name}{target}"),
+            port => format!("https://{name}:{port}{target}"),
+        }))
+    }
+}
+
 /// The URL path a stored upload is served at.
 pub fn upload_url(name: &str) -> String {
     format!("/{UPLOAD_DIR}/{name}")
@@ -265,6 +293,8 @@ mod tests {
 
     fn policy(host: &str, bound: &str, allow: &[&str]) -> HostPolicy {
         let config = Config {
+            tls: None,
+            redirect_http: None,
             addr: bound.parse().unwrap(),
             host_name: host.to_owned(),
             root: PathBuf::from("resources"),

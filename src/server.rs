@@ -8,9 +8,10 @@ use crate::connection::Connection;
 use crate::context::{Context, Shared};
 use crate::exchange;
 use crate::response;
-use crate::routes::HostPolicy;
+use crate::routes::{HostPolicy, ToHttps};
 use crate::storage::{UploadDir, UploadStore};
-use crate::transport::{Plain, Transport};
+use crate::tls::Acceptor;
+use crate::transport::{Plain, Stream, Tls, Transport};
 use crate::worker::{self, Completion, ConnId, Reply, WorkerConfig, WorkerPool};
 use log::{debug, error, info, warn};
 use mio::net::{TcpListener, TcpStream};
@@ -25,6 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 // Slab keys are the tokens of client sockets; the fixed tokens sit at the top of the range.
+const REDIRECT_LISTENER: Token = Token(usize::MAX - 2);
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX);
 
@@ -60,9 +62,13 @@ pub struct Server {
     poll: Poll,
     /// `None` once a stop has closed it.
     listener: Option<TcpListener>,
+    /// The `--redirect-http` listener; `None` without one, or once a stop has closed it.
+    redirect_listener: Option<TcpListener>,
+    /// What connections to `listener` speak TLS with; `None` for plain HTTP.
+    tls: Option<Arc<Acceptor>>,
     /// Set by a stop: when the grace period ends and what is left is cut.
     drain_until: Option<Instant>,
-    conns: Slab<Connection<Plain>>,
+    conns: Slab<Connection<Stream>>,
     completions: Receiver<Completion>,
     ctx: Context,
     /// Serial for the next accepted connection, so stale completions can be told apart.
@@ -87,14 +93,36 @@ pub struct Server {
 impl Server {
     /// Binds the listener, prepares the uploads folder and starts the workers.
     pub fn bind(config: Config) -> Result<Server, StartError> {
-        let listener =
-            listen(config.addr, config.limits.listen_backlog).map_err(StartError::Listen)?;
-        Server::start(config, listener).map_err(StartError::Setup)
+        let backlog = config.limits.listen_backlog;
+        let listener = listen(config.addr, backlog).map_err(StartError::Listen)?;
+        let redirect_listener = match config.redirect_http {
+            Some(port) => Some(
+                listen(SocketAddr::new(config.addr.ip(), port), backlog)
+                    .map_err(StartError::Listen)?,
+            ),
+            None => None,
+        };
+        Server::start(config, listener, redirect_listener).map_err(StartError::Setup)
     }
 
-    fn start(config: Config, mut listener: TcpListener) -> io::Result<Server> {
+    fn start(
+        config: Config,
+        mut listener: TcpListener,
+        mut redirect_listener: Option<TcpListener>,
+    ) -> io::Result<Server> {
         let poll = Poll::new()?;
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        let https_port = listener.local_addr()?.port();
+        let to_https = match &mut redirect_listener {
+            Some(redirect) => {
+                poll.registry().register(redirect, REDIRECT_LISTENER, Interest::READABLE)?;
+                Some(ToHttps {
+                    hosts: HostPolicy::new(&config, redirect.local_addr()?),
+                    https_port,
+                })
+            }
+            None => None,
+        };
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let root = config.root.canonicalize()?;
         let (upload_dir, prepared) = UploadDir::prepare(root.join(crate::config::UPLOAD_DIR));
@@ -117,6 +145,7 @@ impl Server {
         let pool = WorkerPool::new(config.workers, config.limits.max_queued_jobs, worker_config)?;
         let shared = Shared {
             hosts: HostPolicy::new(&config, listener.local_addr()?),
+            to_https,
             mime: config.mime,
             // Set once and sent on every file response: leaked, so responses borrow it without a copy.
             cache_control: Box::leak(config.cache_control.into_boxed_str()),
@@ -141,6 +170,8 @@ impl Server {
         Ok(Server {
             poll,
             listener: Some(listener),
+            redirect_listener,
+            tls: config.tls,
             drain_until: None,
             conns: Slab::new(),
             completions,
@@ -165,6 +196,11 @@ impl Server {
         }
     }
 
+    /// The address the `--redirect-http` listener actually bound.
+    pub fn redirect_addr(&self) -> Option<SocketAddr> {
+        self.redirect_listener.as_ref().and_then(|listener| listener.local_addr().ok())
+    }
+
     /// Runs the event loop until `stop` is raised (by SIGTERM or SIGINT), or polling itself fails.
     pub fn run(mut self, stop: &AtomicBool) -> io::Result<()> {
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
@@ -187,7 +223,8 @@ impl Server {
             self.ctx.tick();
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept_all(),
+                    LISTENER => self.accept_all(false),
+                    REDIRECT_LISTENER => self.accept_all(true),
                     WAKER => self.deliver_completions(),
                     // Only an error is fatal at once: a hang-up still leaves input to read and, in Lingering,
                     // is exactly what we wait for.
@@ -213,7 +250,9 @@ impl Server {
     /// SIGTERM or SIGINT: stop accepting at once, close idle connections, and let the rest finish their
     /// responses (with `Connection: close`) within the grace period.
     fn begin_drain(&mut self) {
-        if let Some(mut listener) = self.listener.take() {
+        for mut listener in
+            [self.listener.take(), self.redirect_listener.take()].into_iter().flatten()
+        {
             let _ = self.poll.registry().deregister(&mut listener);
         }
         self.ctx.draining = true;
@@ -263,10 +302,11 @@ impl Server {
     }
 
     /// Accepts until `WouldBlock`: with edge-triggered readiness, a connection left in the backlog may never
-    /// be announced again.
-    fn accept_all(&mut self) {
+    /// be announced again. `to_https`: from the `--redirect-http` listener.
+    fn accept_all(&mut self, to_https: bool) {
         while !self.accept_paused {
-            let Some(listener) = &self.listener else { return };
+            let listener = if to_https { &self.redirect_listener } else { &self.listener };
+            let Some(listener) = listener else { return };
             let (socket, peer) = match listener.accept() {
                 Ok(accepted) => accepted,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -303,15 +343,24 @@ impl Server {
                 Plain::refuse(socket, &response::over_capacity(&self.ctx.date));
                 continue;
             }
-            self.register(socket, peer);
+            self.register(socket, peer, to_https);
         }
     }
 
-    fn register(&mut self, socket: TcpStream, peer: SocketAddr) {
+    fn register(&mut self, socket: TcpStream, peer: SocketAddr, to_https: bool) {
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         let interest = Interest::READABLE | Interest::WRITABLE;
-        let mut transport = Plain::new(socket, peer);
+        let mut transport = match &self.tls {
+            Some(acceptor) if !to_https => match Tls::new(socket, peer, acceptor.config()) {
+                Ok(tls) => Stream::Tls(Box::new(tls)),
+                Err(e) => {
+                    error!("{peer}: cannot start TLS: {e}");
+                    return;
+                }
+            },
+            _ => Stream::Plain(Plain::new(socket, peer)),
+        };
         if let Err(e) = self.poll.registry().register(&mut transport, Token(key), interest) {
             error!("{peer}: cannot register socket: {e}");
             return;
@@ -319,7 +368,11 @@ impl Server {
         self.next_serial += 1;
         let id = ConnId { key, serial: self.next_serial };
         debug!("{peer}: new connection");
-        entry.insert(Connection::new(id, transport, &self.ctx));
+        entry.insert(if to_https {
+            Connection::redirecting(id, transport, &self.ctx)
+        } else {
+            Connection::new(id, transport, &self.ctx)
+        });
         if self.ctx.limits().max_conns_per_ip.is_some() {
             *self.per_ip.entry(peer.ip().to_canonical()).or_default() += 1;
         }
@@ -373,7 +426,8 @@ impl Server {
         self.report_refusals();
         if self.accept_paused {
             self.accept_paused = false;
-            self.accept_all();
+            self.accept_all(false);
+            self.accept_all(true);
         }
     }
 

@@ -24,6 +24,7 @@ statuses! {
     PARTIAL_CONTENT = 206 "Partial Content";
     MOVED_PERMANENTLY = 301 "Moved Permanently";
     NOT_MODIFIED = 304 "Not Modified";
+    PERMANENT_REDIRECT = 308 "Permanent Redirect";
     BAD_REQUEST = 400 "Bad Request";
     UNAUTHORIZED = 401 "Unauthorized";
     FORBIDDEN = 403 "Forbidden";

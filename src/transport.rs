@@ -1,5 +1,10 @@
-//! Every socket call a connection makes, behind one trait. `Plain` is a nonblocking TCP stream; TLS will be a
-//! second implementation. The state machine sees only this trait, so unit tests drive it with a scripted one.
+//! Every socket call a connection makes, behind one trait. `Plain` is a nonblocking TCP stream, `Tls` the same
+//! stream under rustls, and `Stream` either of them. The state machine sees only this trait, so unit tests
+//! drive it with a scripted one.
+
+mod tls;
+
+pub use tls::{is_plain_http, Tls};
 
 use mio::event::Source;
 use mio::net::TcpStream;
@@ -25,7 +30,7 @@ pub trait Transport {
     /// Pushes out anything the transport itself still holds (TLS records); `WouldBlock` until it is gone.
     fn flush(&mut self) -> io::Result<()>;
     /// Sends up to `len` bytes of `file` from `offset` straight from the page cache, returning how many went;
-    /// `Ok(0)` means the file ends there. `Unsupported` where the bytes must pass through us (TLS will encrypt
+    /// `Ok(0)` means the file ends there. `Unsupported` where the bytes must pass through us (TLS encrypts
     /// them): the caller then has them read into memory and writes them.
     fn send_file(&mut self, file: &File, offset: u64, len: usize) -> io::Result<usize> {
         let _ = (file, offset, len);
@@ -33,6 +38,11 @@ pub trait Transport {
     }
     /// Ends our side of the stream: the client reads EOF once it has everything sent before.
     fn shutdown_write(&mut self);
+    /// Sends `reply` as it is, outside any encryption, and ends the stream: the answer to a client that
+    /// spoke plain HTTP to the TLS port (`is_plain_http`). Nothing to do where there is no encryption.
+    fn reply_in_clear(&mut self, reply: &[u8]) {
+        let _ = reply;
+    }
     /// The address the client reached us on (for Host checks when bound to every interface).
     fn local_ip(&self) -> IpAddr;
     /// The client's address.
@@ -121,18 +131,23 @@ impl Plain {
         Plain { socket, peer, local_ip }
     }
 
-    /// Best effort for a client we won't serve: read what it already sent (so that closing does not reset the
-    /// connection and destroy the reply), send `reply` once, and close.
+    /// Best effort for a client we won't serve: `refuse_on`, then close.
     pub fn refuse(mut socket: TcpStream, reply: &[u8]) {
-        let mut scratch = [0u8; 4096];
-        for _ in 0..4 {
-            if !matches!(socket.read(&mut scratch), Ok(n) if n > 0) {
-                break;
-            }
-        }
-        let _ = socket.write(reply);
-        let _ = socket.shutdown(Shutdown::Write);
+        refuse_on(&mut socket, reply);
     }
+}
+
+/// Best effort: read what the client already sent (so that closing does not reset the connection and destroy
+/// the reply), send `reply` once, and end our side.
+fn refuse_on(socket: &mut TcpStream, reply: &[u8]) {
+    let mut scratch = [0u8; 4096];
+    for _ in 0..4 {
+        if !matches!(socket.read(&mut scratch), Ok(n) if n > 0) {
+            break;
+        }
+    }
+    let _ = socket.write(reply);
+    let _ = socket.shutdown(Shutdown::Write);
 }
 
 impl Transport for Plain {
@@ -193,5 +208,84 @@ impl Source for Plain {
 
     fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
         self.socket.deregister(registry)
+    }
+}
+
+/// An accepted connection, in the clear or under TLS: the one transport type the server's slab holds.
+/// The TLS session is boxed, so connections in the clear stay as small as `Plain`.
+pub enum Stream {
+    Plain(Plain),
+    Tls(Box<Tls>),
+}
+
+/// Calls `$method` on whichever transport `$stream` holds.
+macro_rules! either {
+    ($stream:expr, $inner:ident => $call:expr) => {
+        match $stream {
+            Stream::Plain($inner) => $call,
+            Stream::Tls($inner) => $call,
+        }
+    };
+}
+
+impl Transport for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        either!(self, t => t.read(buf))
+    }
+
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        either!(self, t => t.write(buf))
+    }
+
+    fn write_more(&mut self, buf: &[u8]) -> io::Result<usize> {
+        either!(self, t => t.write_more(buf))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        either!(self, t => t.flush())
+    }
+
+    fn send_file(&mut self, file: &File, offset: u64, len: usize) -> io::Result<usize> {
+        either!(self, t => t.send_file(file, offset, len))
+    }
+
+    fn shutdown_write(&mut self) {
+        either!(self, t => t.shutdown_write())
+    }
+
+    fn reply_in_clear(&mut self, reply: &[u8]) {
+        either!(self, t => t.reply_in_clear(reply))
+    }
+
+    fn local_ip(&self) -> IpAddr {
+        either!(self, t => t.local_ip())
+    }
+
+    fn peer(&self) -> SocketAddr {
+        either!(self, t => t.peer())
+    }
+}
+
+impl Source for Stream {
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
+        either!(self, t => t.register(registry, token, interest))
+    }
+
+    fn reregister(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
+        either!(self, t => t.reregister(registry, token, interest))
+    }
+
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        either!(self, t => t.deregister(registry))
     }
 }

@@ -33,7 +33,7 @@ impl TestServer {
     }
 
     /// A fresh temporary root holding a copy of the bundled resources.
-    fn bundled_root() -> PathBuf {
+    pub fn bundled_root() -> PathBuf {
         let root = temp_root();
         for name in BUNDLED {
             let from = resource(name);

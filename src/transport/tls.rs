@@ -1,0 +1,194 @@
+//! TLS over a nonblocking TCP stream, the way rustls's `tlsserver-mio` example drives it: records are read
+//! with `read_tls` and decrypted by `process_new_packets`; plaintext is buffered into rustls (within its
+//! buffer limit) and pushed out with `write_tls`. The handshake needs no state of its own: every read first
+//! sends what rustls has queued, so the handshake advances on whichever readiness the loop reports.
+
+use super::{refuse_on, Transport};
+use log::debug;
+use mio::event::Source;
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+use rustls::{ServerConfig, ServerConnection};
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr};
+use std::sync::Arc;
+
+/// The first byte of every TLS connection: a handshake record (RFC 8446 §5.1, content type 22).
+const HANDSHAKE_RECORD: u8 = 0x16;
+
+/// Encrypted output rustls holds per connection before a write waits for the socket. 64 KiB: one worker
+/// chunk of a file, so a download's memory stays bounded as it does in the clear.
+const TLS_BUFFER_LIMIT: usize = 64 * 1024;
+
+/// Why a read failed because the client spoke plain HTTP to the TLS port.
+#[derive(Debug)]
+pub struct PlainHttp;
+
+impl std::fmt::Display for PlainHttp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("plain HTTP sent to the HTTPS port")
+    }
+}
+
+impl std::error::Error for PlainHttp {}
+
+/// A TLS connection.
+pub struct Tls {
+    socket: TcpStream,
+    session: ServerConnection,
+    peer: SocketAddr,
+    local_ip: IpAddr,
+    /// The first byte was seen to be a TLS record.
+    sniffed: bool,
+}
+
+impl Tls {
+    /// Starts the server side of a handshake on a freshly accepted socket.
+    pub fn new(
+        socket: TcpStream,
+        peer: SocketAddr,
+        config: Arc<ServerConfig>,
+    ) -> Result<Tls, rustls::Error> {
+        let mut session = ServerConnection::new(config)?;
+        session.set_buffer_limit(Some(TLS_BUFFER_LIMIT));
+        let _ = socket.set_nodelay(true);
+        let local_ip = socket.local_addr().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+        Ok(Tls { socket, session, peer, local_ip, sniffed: false })
+    }
+
+    /// Sends the records rustls holds; `WouldBlock` when the socket takes no more.
+    fn send_records(&mut self) -> io::Result<()> {
+        while self.session.wants_write() {
+            match self.session.write_tls(&mut self.socket) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends what it can now; the rest goes at the next write, flush or read.
+    fn send_records_now(&mut self) -> io::Result<()> {
+        match self.send_records() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            sent => sent,
+        }
+    }
+
+    /// Looks at the first byte before rustls does: plain HTTP starts with a method's letters, and deserves
+    /// an answer it can read rather than a TLS alert.
+    fn sniff(&mut self) -> io::Result<()> {
+        let mut first = [0u8; 1];
+        match self.socket.peek(&mut first) {
+            Ok(0) => Ok(()),
+            Ok(_) if first[0] != HANDSHAKE_RECORD && first[0].is_ascii_alphabetic() => {
+                Err(io::Error::new(io::ErrorKind::InvalidData, PlainHttp))
+            }
+            // A handshake, or garbage that rustls answers with an alert.
+            Ok(_) => {
+                self.sniffed = true;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Whether `err` says the client spoke plain HTTP to the TLS port.
+pub fn is_plain_http(err: &io::Error) -> bool {
+    err.get_ref().is_some_and(|inner| inner.is::<PlainHttp>())
+}
+
+impl Transport for Tls {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.session.reader().read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // The client closed without close_notify: most do, and a truncated request can't pass as a
+                // whole one anyway, since its head or body framing is then incomplete.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                Err(e) => return Err(e),
+            }
+            // Handshake messages (and tickets) queued by the last records go out before waiting for more.
+            self.send_records_now()?;
+            if !self.sniffed {
+                self.sniff()?;
+            }
+            match self.session.read_tls(&mut self.socket) {
+                // End of input; the reader reports it (or the plaintext before it) on the next pass.
+                Ok(0) => {}
+                Ok(_) => {
+                    if let Err(e) = self.session.process_new_packets() {
+                        debug!("{}: TLS failed: {e}", self.peer);
+                        // Tell the client why, in the alert rustls queued.
+                        let _ = self.send_records_now();
+                        return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        loop {
+            let taken = self.session.writer().write(buf)?;
+            if taken > 0 {
+                self.send_records_now()?;
+                return Ok(taken);
+            }
+            // rustls's buffer is full: make room, or wait for the socket.
+            self.send_records()?;
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send_records()
+    }
+
+    /// Sends `close_notify`, so the client knows the response was not cut short.
+    fn shutdown_write(&mut self) {
+        self.session.send_close_notify();
+        let _ = self.send_records_now();
+        let _ = self.socket.shutdown(Shutdown::Write);
+    }
+
+    fn reply_in_clear(&mut self, reply: &[u8]) {
+        refuse_on(&mut self.socket, reply);
+    }
+
+    fn local_ip(&self) -> IpAddr {
+        self.local_ip
+    }
+
+    fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+}
+
+impl Source for Tls {
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
+        self.socket.register(registry, token, interest)
+    }
+
+    fn reregister(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
+        self.socket.reregister(registry, token, interest)
+    }
+
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        self.socket.deregister(registry)
+    }
+}
