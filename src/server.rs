@@ -340,7 +340,11 @@ impl Server {
                 debug!("{peer}: refused, {} connections open (the limit)", self.conns.len());
                 self.refused += 1;
                 self.report_refusals();
-                Plain::refuse(socket, &response::over_capacity(&self.ctx.date));
+                // A TLS client can't read a 503 in the clear, and a handshake would cost what the limit
+                // saves: it is just closed.
+                if self.tls.is_none() || to_https {
+                    Plain::refuse(socket, &response::over_capacity(&self.ctx.date));
+                }
                 continue;
             }
             self.register(socket, peer, to_https);

@@ -415,3 +415,14 @@ fn every_tls_startup_error_is_clear_and_exits_2() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_tls_client_over_the_connection_limit_is_closed_without_a_reply_in_the_clear() {
+    let (server, pki) = tls_server(&["--max-connections", "1"]);
+    let mut held = connect_tls(&server, pki.default_client());
+    let mut refused = server.connect();
+    let reply = read_to_eof(&mut refused);
+    assert!(reply.is_empty(), "{:?}", String::from_utf8_lossy(&reply));
+    held.write_all(&get(&server, "/")).unwrap();
+    assert_eq!(read_response(&mut held).unwrap().status, 200);
+}

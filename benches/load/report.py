@@ -21,6 +21,7 @@ import math
 import os
 import platform
 import socket
+import ssl
 import sys
 import time
 
@@ -92,8 +93,13 @@ def rss_kib(pid):
 
 # ---------------------------------------------------------------- HTTP probes
 def get_status(port, path="/index.html", timeout=1.0):
-    """Status of one GET on a fresh connection (raises OSError when refused)."""
-    conn = http.client.HTTPConnection(HOST, int(port), timeout=timeout)
+    """Status of one GET on a fresh connection (raises OSError when refused); over HTTPS when TLS=1."""
+    if os.environ.get("TLS") == "1":
+        # The benchmark's own throwaway certificate: nothing to verify it against.
+        unverified = ssl._create_unverified_context()
+        conn = http.client.HTTPSConnection(HOST, int(port), timeout=timeout, context=unverified)
+    else:
+        conn = http.client.HTTPConnection(HOST, int(port), timeout=timeout)
     try:
         conn.request("GET", path)
         resp = conn.getresponse()

@@ -6,6 +6,7 @@
 #   benches/load/run.sh                                  full run (~2 min per server)
 #   DUR=2 IDLE_CONNS=2000 benches/load/run.sh            quick run
 #   SERVERS="ours nginx" CONNS="64 1000" benches/load/run.sh
+#   TLS=1 OUT=/tmp/load-tls benches/load/run.sh          HTTPS: ours and nginx, one certificate
 #
 # Knobs (environment):
 #   OUT=dir          where results.jsonl, results.md, chart.svg go   [SCRATCH]
@@ -22,6 +23,10 @@
 #   SERVER_CPU=0 LOAD_CPU=1   taskset pinning of the servers and of wrk/idle.py
 #   PORT_BASE=n      first port tried on 127.0.0.1 (a free one is picked)   [18180]
 #   SKIP_BUILD=1     do not run cargo build --release
+#   TLS=1            every server speaks HTTPS with one ECDSA P-256 certificate
+#                    (benches/tls/certs.sh); the defaults become SERVERS="ours nginx",
+#                    CONNS=64 and WORKLOADS="keepalive close large" (close: a full
+#                    TLS handshake per request)
 #
 # Workloads: keepalive = GET /index.html (2 KB) at each of CONNS; close = the same
 # at c64 with `Connection: close` (a TCP connection per request); large = GET of a
@@ -41,6 +46,13 @@ ROOT=$(cd "$HERE/../.." && pwd)
 SCRATCH=${SCRATCH:-${TMPDIR:-/tmp}/http-server-load}
 OUT=${OUT:-$SCRATCH}
 DUR=${DUR:-10}
+TLS=${TLS:-0}
+export TLS   # report.py's readiness check speaks HTTPS too
+if [ "$TLS" = 1 ]; then
+  CONNS=${CONNS:-64}
+  SERVERS=${SERVERS:-"ours nginx"}
+  WORKLOADS=${WORKLOADS:-"keepalive close large"}
+fi
 CONNS=${CONNS:-"1 64 1000 10000"}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 SERVERS=${SERVERS:-"ours nginx lighttpd h2o"}
@@ -58,6 +70,8 @@ C_CLOSE=64
 C_LARGE=8
 
 FIX=$SCRATCH/www
+CERTS=$SCRATCH/tls
+SCHEME=http
 RESULTS=$OUT/results.jsonl
 BIN=$ROOT/target/release/http-server
 HAVE_WRK=1
@@ -150,9 +164,15 @@ http {
   default_type application/octet-stream;
   client_body_temp_path $d/body; proxy_temp_path $d/proxy; fastcgi_temp_path $d/fcgi;
   uwsgi_temp_path $d/uwsgi; scgi_temp_path $d/scgi;
-  server { listen 127.0.0.1:$port backlog=4096; root $FIX; }
-}
 EOF
+    if [ "$TLS" = 1 ]; then
+      echo "  server { listen 127.0.0.1:$port ssl backlog=4096; root $FIX;"
+      echo "    ssl_certificate $CERTS/cert.pem; ssl_certificate_key $CERTS/key.pem;"
+      echo "    ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:bench:1m; }"
+    else
+      echo "  server { listen 127.0.0.1:$port backlog=4096; root $FIX; }"
+    fi
+    echo "}"
   } >"$d/nginx.conf"
 }
 
@@ -222,7 +242,8 @@ start_server() {  # SERVER -> SPID, PORT, SDIR; returns 1 if it did not come up
     ours)
       # shellcheck disable=SC2206  # OURS_ARGS is word-split on purpose
       cmd=("$BIN" "$PORT" 127.0.0.1 "$THREADS" --root "$FIX" --log-level warn --access-log off
-        --idle-timeout 120 --max-requests 1000000000 --backlog 4096 --max-connections "$MAXCONN" $OURS_ARGS) ;;
+        --idle-timeout 120 --max-requests 1000000000 --backlog 4096 --max-connections "$MAXCONN" $OURS_ARGS)
+      [ "$TLS" = 1 ] && cmd+=(--tls-cert "$CERTS/cert.pem" --tls-key "$CERTS/key.pem") ;;
     nginx) nginx_conf "$SDIR" "$PORT"; cmd=(nginx -p "$SDIR/" -c "$SDIR/nginx.conf" -e "$SDIR/error.log") ;;
     lighttpd) lighttpd_conf "$SDIR" "$PORT"; cmd=(lighttpd -D -f "$SDIR/lighttpd.conf") ;;
     h2o) h2o_conf "$SDIR" "$PORT"; cmd=(h2o -c "$SDIR/h2o.conf") ;;
@@ -277,7 +298,7 @@ wrk_run() {  # SERVER WORKLOAD CONNS PATH [HEADER]
   wlog=$SDIR/wrk-$wl-c$conns.log
   c0=$(rp cpu "$SPID")
   run_child "$wlog" timeout -k 5 $((DUR + 60)) "${LOAD_PIN[@]}" wrk -t"$WRK_THREADS" -c"$conns" \
-    -d"${DUR}s" -T"$t" --latency -s "$HERE/wrk_report.lua" "${extra[@]}" "http://127.0.0.1:$PORT$path"
+    -d"${DUR}s" -T"$t" --latency -s "$HERE/wrk_report.lua" "${extra[@]}" "$SCHEME://127.0.0.1:$PORT$path"
   c1=$(rp cpu "$SPID")
   rp wrk "$name" "$wl" "$conns" "$wlog" "$c0" "$c1" >>"$RESULTS"
   say_last
@@ -349,13 +370,20 @@ main() {
   build
   [ -x "$BIN" ] || die "$BIN missing"
   make_fixture
+  if [ "$TLS" = 1 ]; then
+    SCHEME=https
+    "$HERE/../tls/certs.sh" "$CERTS" >/dev/null || die "could not make a certificate (openssl)"
+    for name in $SERVERS; do
+      case $name in ours | nginx) ;; *) die "TLS=1 measures ours and nginx only, not $name" ;; esac
+    done
+  fi
   ensure_wrk
   raise_fds
   set_pinning
   : >"$RESULTS"
   rm -rf "$SCRATCH/run"        # per-start configs and logs of the previous run
   rp meta "$OUT" "versions=$(versions)" \
-    "setup=wrk -t$WRK_THREADS -d${DUR}s, server on CPU $SERVER_CPU, load on CPU $LOAD_CPU; ours: MAX_THREADS=$THREADS $OURS_ARGS"
+    "setup=$SCHEME, wrk -t$WRK_THREADS -d${DUR}s, server on CPU $SERVER_CPU, load on CPU $LOAD_CPU; ours: MAX_THREADS=$THREADS $OURS_ARGS"
   local name
   for name in $SERVERS; do
     if installed "$name"; then bench_server "$name"; else log "== $name: not installed, skipped"; fi
