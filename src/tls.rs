@@ -154,6 +154,9 @@ fn build(
         .with_single_cert(certs, key)
         .map_err(CertError::Rejected)?;
     config.alpn_protocols = vec![ALPN_HTTP_1_1.to_vec()];
+    // Our order of suites, not the client's: a client that prefers a weaker suite does not get it first
+    // (testssl.sh rates a server without a cipher order as a HIGH finding).
+    config.ignore_client_order = true;
     config.session_storage = Arc::clone(sessions);
     config.ticketer = Arc::clone(ticketer);
     Ok(Arc::new(config))
@@ -196,7 +199,9 @@ mod tests {
     fn a_matching_pair_loads_and_offers_http_1_1() {
         let dir = crate::fuzzing::temp_dir("tls-load");
         let acceptor = Acceptor::load(pair(&dir, "a")).unwrap();
-        assert_eq!(acceptor.config().alpn_protocols, vec![b"http/1.1".to_vec()]);
+        let config = acceptor.config();
+        assert_eq!(config.alpn_protocols, vec![b"http/1.1".to_vec()]);
+        assert!(config.ignore_client_order);
     }
 
     #[test]
