@@ -426,3 +426,51 @@ fn a_tls_client_over_the_connection_limit_is_closed_without_a_reply_in_the_clear
     held.write_all(&get(&server, "/")).unwrap();
     assert_eq!(read_response(&mut held).unwrap().status, 200);
 }
+
+#[test]
+fn a_304_and_the_access_log_work_over_tls_as_in_the_clear() {
+    let (server, pki) = tls_server(&[]);
+    let mut stream = connect_tls(&server, pki.default_client());
+    stream.write_all(&get(&server, "/sample.txt")).unwrap();
+    let first = read_response(&mut stream).expect("a response");
+    let etag = first.header("ETag").expect("an ETag").to_owned();
+    let again = format!(
+        "GET /sample.txt HTTP/1.1\r\nHost: {}\r\nIf-None-Match: {etag}\r\n\r\n",
+        server.host()
+    );
+    stream.write_all(again.as_bytes()).unwrap();
+    let not_modified = read_response_head_only(&mut stream).expect("a response");
+    assert_eq!(not_modified.status, 304, "{}", not_modified.head);
+    wait_for_log(&server, "\"GET /sample.txt HTTP/1.1\" 304");
+}
+
+#[test]
+fn slow_tls_readers_of_a_large_file_hold_a_bounded_amount_each() {
+    // Under TLS a file can't go by sendfile: each reader holds at most a worker's 64 KiB chunk and rustls's
+    // 16 KiB of records, whatever the file's size.
+    const READERS: usize = 100;
+    let (server, pki) = tls_server(&["--idle-timeout", "60"]);
+    std::fs::write(server.root.join("big.png"), random_bytes(10 * 1024 * 1024, 7)).unwrap();
+    let config = pki.default_client();
+    let mut warm = connect_tls(&server, Arc::clone(&config));
+    warm.write_all(&get(&server, "/big.png")).unwrap();
+    assert_eq!(read_response(&mut warm).unwrap().status, 200);
+    drop(warm);
+    let rss_before = server.memory_kib("VmRSS");
+    let readers: Vec<TlsStream> = (0..READERS)
+        .map(|_| {
+            let mut stream = connect_tls(&server, Arc::clone(&config));
+            stream.write_all(&get(&server, "/big.png")).unwrap();
+            stream.read_exact(&mut [0u8; 1024]).unwrap();
+            stream
+        })
+        .collect();
+    // Give the server time to fill what it may hold (it never holds more, however long).
+    std::thread::sleep(Duration::from_millis(500));
+    let per_reader_kib = server.memory_kib("VmRSS").saturating_sub(rss_before) / READERS as u64;
+    assert!(per_reader_kib <= 160, "{per_reader_kib} KiB per slow TLS reader");
+    let mut fresh = connect_tls(&server, config);
+    fresh.write_all(&get(&server, "/")).unwrap();
+    assert_eq!(read_response(&mut fresh).unwrap().status, 200);
+    drop(readers);
+}

@@ -16,9 +16,9 @@ use std::sync::Arc;
 /// The first byte of every TLS connection: a handshake record (RFC 8446 §5.1, content type 22).
 const HANDSHAKE_RECORD: u8 = 0x16;
 
-/// Encrypted output rustls holds per connection before a write waits for the socket. 64 KiB: one worker
-/// chunk of a file, so a download's memory stays bounded as it does in the clear.
-const TLS_BUFFER_LIMIT: usize = 64 * 1024;
+/// Encrypted output rustls holds per connection before a write waits for the socket. 16 KiB, one full
+/// record: a slow reader then holds little beyond the worker's chunk waiting in the connection's buffer.
+const TLS_BUFFER_LIMIT: usize = 16 * 1024;
 
 /// Why a read failed because the client spoke plain HTTP to the TLS port.
 #[derive(Debug)]
