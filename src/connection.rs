@@ -263,6 +263,8 @@ impl<T: Transport> Connection<T> {
         match self.take_state() {
             State::Idle => {
                 debug!("{peer}: idle timeout, closing");
+                // Over TLS this says `close_notify`: the close is ours, not an attack on the stream.
+                self.transport.shutdown_write();
                 self.close(ctx);
             }
             State::ReadingHead => {

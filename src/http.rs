@@ -368,7 +368,13 @@ pub fn split_authority(host: &str) -> Result<(&str, Option<u16>), HttpError> {
         Some(colon) if !host[colon..].contains(']') => (&host[..colon], Some(&host[colon + 1..])),
         _ => (host, None),
     };
-    if name.is_empty() || (name.contains(':') && !name.starts_with('[')) {
+    // Brackets hold exactly an IPv6 address (RFC 3986 §3.2.2), and appear nowhere else.
+    let bracketed = name.strip_prefix('[').and_then(|n| n.strip_suffix(']'));
+    let well_formed = match bracketed {
+        Some(inner) => inner.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => !name.is_empty() && !name.contains([':', '[', ']']),
+    };
+    if !well_formed {
         return Err(HttpError::BadRequest);
     }
     // `port = *DIGIT` (RFC 3986 §3.2.3): an empty port is the same as none.
@@ -419,14 +425,16 @@ fn tokens(value: &str) -> impl Iterator<Item = &str> {
     value.split(',').map(str::trim).filter(|t| !t.is_empty())
 }
 
-/// Splits `http://authority/path` into its authority and path (RFC 9112 §3.2.2).
+/// Splits `http://authority/path` (or `https://`) into its authority and path (RFC 9112 §3.2.2).
 fn absolute_form_authority(target: &str) -> Option<(String, String)> {
-    const SCHEME: &[u8] = b"http://";
-    let scheme = target.as_bytes().get(..SCHEME.len())?;
-    if !scheme.eq_ignore_ascii_case(SCHEME) {
-        return None;
-    }
-    let rest = &target[SCHEME.len()..];
+    let starts = |scheme: &str| {
+        target
+            .as_bytes()
+            .get(..scheme.len())
+            .is_some_and(|s| s.eq_ignore_ascii_case(scheme.as_bytes()))
+    };
+    let scheme_len = ["http://", "https://"].into_iter().find(|s| starts(s))?.len();
+    let rest = &target[scheme_len..];
     let path_start = rest.find(['/', '?']).unwrap_or(rest.len());
     let path = match &rest[path_start..] {
         "" => "/".to_owned(),
@@ -683,6 +691,20 @@ mod tests {
         assert_eq!(parse(bad_host), Err(HttpError::BadRequest));
         let h = head(b"GET HTTP://example HTTP/1.1\r\nHost: other\r\n\r\n");
         assert_eq!((h.host.as_deref(), h.target.as_str()), (Some("example"), "/"));
+        let h = head(b"GET hTTpS://localhost:8443/p?q HTTP/1.1\r\nHost: other\r\n\r\n");
+        assert_eq!((h.host.as_deref(), h.target.as_str()), (Some("localhost:8443"), "/p?q"));
+    }
+
+    #[test]
+    fn brackets_in_an_authority_hold_exactly_an_ipv6_address() {
+        for good in ["[::1]", "[::1]:80", "localhost", "127.0.0.1:8080", "a.b-c"] {
+            assert!(split_authority(good).is_ok(), "{good}");
+        }
+        for bad in
+            ["[127.0.0.1]", "[127.0.0.1", "127.0.0.1]", "[[::1]]", "[::1", "::1", "a]b", "[]", ""]
+        {
+            assert_eq!(split_authority(bad), Err(HttpError::BadRequest), "{bad}");
+        }
     }
 
     #[test]

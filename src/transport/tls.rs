@@ -20,6 +20,11 @@ const HANDSHAKE_RECORD: u8 = 0x16;
 /// record: a slow reader then holds little beyond the worker's chunk waiting in the connection's buffer.
 const TLS_BUFFER_LIMIT: usize = 16 * 1024;
 
+/// Bytes a client may send before its handshake is done. 16 KiB: a ClientHello is a few KiB even with
+/// post-quantum key shares, while rustls would buffer a handshake message of up to 64 KiB, so a stalled
+/// handshake holds no more than a stalled plain request head (`Limits::max_head_bytes`).
+const MAX_HANDSHAKE_BYTES: usize = 16 * 1024;
+
 /// Why a read failed because the client spoke plain HTTP to the TLS port.
 #[derive(Debug)]
 pub struct PlainHttp;
@@ -40,6 +45,12 @@ pub struct Tls {
     local_ip: IpAddr,
     /// The first byte was seen to be a TLS record.
     sniffed: bool,
+    /// Bytes received while the handshake was under way.
+    handshake_bytes: usize,
+    /// Our side is closing: the socket is shut once `close_notify` has gone out.
+    closing: bool,
+    /// The client's `close_notify` has been answered with ours.
+    answered_close: bool,
 }
 
 impl Tls {
@@ -53,7 +64,25 @@ impl Tls {
         session.set_buffer_limit(Some(TLS_BUFFER_LIMIT));
         let _ = socket.set_nodelay(true);
         let local_ip = socket.local_addr().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
-        Ok(Tls { socket, session, peer, local_ip, sniffed: false })
+        Ok(Tls {
+            socket,
+            session,
+            peer,
+            local_ip,
+            sniffed: false,
+            handshake_bytes: 0,
+            closing: false,
+            answered_close: false,
+        })
+    }
+
+    /// Shuts the socket's writing side once `close_notify` and everything before it are out: shut earlier,
+    /// the records still held would be lost.
+    fn finish_closing(&mut self) {
+        if self.closing && self.send_records_now().is_ok() && !self.session.wants_write() {
+            let _ = self.socket.shutdown(Shutdown::Write);
+            self.closing = false;
+        }
     }
 
     /// Sends the records rustls holds; `WouldBlock` when the socket takes no more.
@@ -103,8 +132,16 @@ pub fn is_plain_http(err: &io::Error) -> bool {
 
 impl Transport for Tls {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.finish_closing();
         loop {
             match self.session.reader().read(buf) {
+                // The client's close_notify: each side must send its own before closing (RFC 8446 §6.1).
+                Ok(0) if !self.answered_close => {
+                    self.answered_close = true;
+                    self.session.send_close_notify();
+                    let _ = self.send_records_now();
+                    return Ok(0);
+                }
                 Ok(n) => return Ok(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 // The client closed without close_notify: most do, and a truncated request can't pass as a
@@ -120,7 +157,17 @@ impl Transport for Tls {
             match self.session.read_tls(&mut self.socket) {
                 // End of input; the reader reports it (or the plaintext before it) on the next pass.
                 Ok(0) => {}
-                Ok(_) => {
+                Ok(n)
+                    if self.session.is_handshaking()
+                        && self.handshake_bytes + n > MAX_HANDSHAKE_BYTES =>
+                {
+                    debug!("{}: TLS handshake over {MAX_HANDSHAKE_BYTES} bytes", self.peer);
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, "handshake too large"));
+                }
+                Ok(n) => {
+                    if self.session.is_handshaking() {
+                        self.handshake_bytes += n;
+                    }
                     if let Err(e) = self.session.process_new_packets() {
                         debug!("{}: TLS failed: {e}", self.peer);
                         // Tell the client why, in the alert rustls queued.
@@ -140,7 +187,11 @@ impl Transport for Tls {
                 self.send_records_now()?;
                 return Ok(taken);
             }
-            // rustls's buffer is full: make room, or wait for the socket.
+            // rustls's buffer is full: make room, or wait for the socket. With no records to send, the
+            // plaintext is held for a handshake still under way: only the client's next message helps.
+            if !self.session.wants_write() {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
             self.send_records()?;
         }
     }
@@ -149,11 +200,15 @@ impl Transport for Tls {
         self.send_records()
     }
 
-    /// Sends `close_notify`, so the client knows the response was not cut short.
+    /// Sends `close_notify`, so the client knows the response was not cut short. If the socket takes no
+    /// more now, the shutdown follows on a later read (the connection lingers, reading, until the client
+    /// closes).
     fn shutdown_write(&mut self) {
-        self.session.send_close_notify();
-        let _ = self.send_records_now();
-        let _ = self.socket.shutdown(Shutdown::Write);
+        if !self.closing {
+            self.session.send_close_notify();
+            self.closing = true;
+        }
+        self.finish_closing();
     }
 
     fn reply_in_clear(&mut self, reply: &[u8]) {
