@@ -570,6 +570,15 @@ impl<T: Transport> Connection<T> {
         }
         match drained {
             Drained::All => {}
+            // All of it was taken, and only the transport's own output waits (TLS records): our copy of a
+            // large chunk is not needed while a slow client takes them.
+            Drained::Blocked if self.written == self.write_buf.len() => {
+                if self.write_buf.capacity() > KEPT_WRITE_BUFFER {
+                    self.write_buf = Vec::new();
+                    self.written = 0;
+                }
+                return Step::Wait;
+            }
             Drained::Blocked => return Step::Wait,
             Drained::Failed(e) => return self.fail(ctx, e),
         }

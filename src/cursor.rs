@@ -204,19 +204,25 @@ fn is_cached(file: &File, offset: u64, len: usize) -> Option<bool> {
 }
 
 /// Appends `len` bytes of `file` from `offset` to `out`. Blocks: workers only.
+///
+/// The bytes are read into `out`'s spare capacity, never zeroed first: zeroing cost as much as the copy
+/// itself, a fifth of a TLS download's instructions.
 pub fn read_span(file: &File, offset: u64, len: u64, out: &mut Vec<u8>) -> Result<(), HttpError> {
     let start = out.len();
-    out.resize(start + usize::try_from(len).unwrap_or(usize::MAX), 0);
-    let mut filled = start;
-    while filled < out.len() {
-        match file.read_at(&mut out[filled..], offset + (filled - start) as u64) {
+    let end = start + usize::try_from(len).unwrap_or(usize::MAX);
+    out.reserve_exact(end - start);
+    while out.len() < end {
+        let at = offset + (out.len() - start) as u64;
+        match rustix::io::pread(file, rustix::buffer::spare_capacity(out), at) {
             // The file shrank under us: the promised Content-Length can't be met, so the connection must drop.
             Ok(0) => return Err(HttpError::Internal),
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(read_failed(&e)),
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(read_failed(&e.into())),
         }
     }
+    // Spare capacity past the span may have taken bytes beyond it.
+    out.truncate(end);
     Ok(())
 }
 
@@ -261,6 +267,18 @@ mod tests {
             (&b"0123"[..], &b"4567"[..], &b"89"[..])
         );
         assert!(rest.is_none());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_span_read_into_roomy_capacity_takes_exactly_its_bytes() {
+        let dir = temp_dir();
+        let file = held_file(&dir, b"0123456789");
+        let mut out = Vec::with_capacity(1 << 16);
+        out.extend_from_slice(b"head:");
+        read_span(file.file(), 2, 3, &mut out).unwrap();
+        assert_eq!(out, b"head:234");
+        assert_eq!(read_span(file.file(), 8, 5, &mut Vec::new()), Err(HttpError::Internal));
         fs::remove_dir_all(dir).unwrap();
     }
 

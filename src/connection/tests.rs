@@ -480,6 +480,25 @@ fn a_response_is_finished_only_once_the_transport_has_flushed() {
 }
 
 #[test]
+fn a_large_buffer_the_transport_has_taken_is_let_go_while_its_own_output_waits() {
+    let mut h = Harness::new();
+    let body = vec![b'x'; 3 * KEPT_WRITE_BUFFER];
+    let meta =
+        FileMeta::sample(body.len() as u64, FileKind { media_type: "text/html", download: false });
+    let now = h.ctx.now;
+    h.ctx.cache.insert("big.html".into(), Encodings::default(), meta, Rc::new(body.clone()), now);
+    h.wire.borrow_mut().unflushed = true;
+    h.send(&get("/big.html"));
+    assert_eq!(h.state(), "Writing");
+    assert_eq!(h.conn.write_buf.capacity(), 0, "the copy the transport already holds is dropped");
+    h.wire.borrow_mut().unflushed = false;
+    h.conn.on_ready(&mut h.ctx, false);
+    assert_eq!(h.state(), "Idle");
+    let responses = h.responses();
+    assert_eq!((responses.len(), &responses[0].2), (1, &body));
+}
+
+#[test]
 fn a_flood_of_input_yields_the_turn_instead_of_starving_others() {
     let mut h = Harness::new();
     for _ in 0..READS_PER_TURN + 1 {

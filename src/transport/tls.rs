@@ -16,9 +16,11 @@ use std::sync::Arc;
 /// The first byte of every TLS connection: a handshake record (RFC 8446 §5.1, content type 22).
 const HANDSHAKE_RECORD: u8 = 0x16;
 
-/// Encrypted output rustls holds per connection before a write waits for the socket. 16 KiB, one full
-/// record: a slow reader then holds little beyond the worker's chunk waiting in the connection's buffer.
-const TLS_BUFFER_LIMIT: usize = 16 * 1024;
+/// Encrypted output rustls holds per connection before a write waits for the socket. 64 KiB: a worker's whole
+/// chunk is taken at once and goes out in one `writev` (a record at a time cost a quarter of the throughput),
+/// and the connection then lets go of its own copy (`Connection::write`), so a stalled reader holds this
+/// and little else.
+const TLS_BUFFER_LIMIT: usize = 64 * 1024;
 
 /// Bytes a client may send before its handshake is done. 16 KiB: a ClientHello is a few KiB even with
 /// post-quantum key shares, while rustls would buffer a handshake message of up to 64 KiB, so a stalled
