@@ -89,6 +89,15 @@ enum Step {
     Yield,
 }
 
+/// What a readiness event reported.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Readiness {
+    /// The socket has an error: the client is gone.
+    pub failed: bool,
+    /// The client has shut its side: an end of input waits behind whatever data is queued.
+    pub read_closed: bool,
+}
+
 /// A client connection over a transport.
 pub struct Connection<T> {
     /// Slab key and accept serial; completions carry it back.
@@ -111,6 +120,11 @@ pub struct Connection<T> {
     pub queued: bool,
     /// Accepted on the `--redirect-http` listener: every request is sent to its `https://` URL.
     to_https: bool,
+    /// The last read took all the input there was, and no readiness has been reported since: another read
+    /// would only meet `WouldBlock`, so none is made (a system call saved on every keep-alive request).
+    input_drained: bool,
+    /// A readiness event reported the client's end of input: reads go on until they meet it.
+    input_ends: bool,
 }
 
 impl<T: Transport> Connection<T> {
@@ -129,6 +143,8 @@ impl<T: Transport> Connection<T> {
             yielded: false,
             queued: false,
             to_https: false,
+            input_drained: false,
+            input_ends: false,
         }
     }
 
@@ -184,8 +200,10 @@ impl<T: Transport> Connection<T> {
     /// Readiness changed (or the last turn yielded): make the progress the transport allows. Edges are not
     /// tracked; each state tries its I/O until `WouldBlock` or the end of its turn, which is what
     /// edge-triggered readiness requires.
-    pub fn on_ready(&mut self, ctx: &mut Context, failed: bool) {
-        if failed {
+    pub fn on_ready(&mut self, ctx: &mut Context, readiness: Readiness) {
+        self.input_drained = false;
+        self.input_ends |= readiness.read_closed;
+        if readiness.failed {
             debug!("{}: socket error, closing", self.transport.peer());
             self.transition(State::Closed, ctx);
             return;
@@ -352,12 +370,15 @@ impl<T: Transport> Connection<T> {
             if idle && !self.inbox.bytes.is_empty() {
                 self.transition(State::ReadingHead, ctx);
             }
+            if self.input_drained {
+                return Step::Wait;
+            }
             if !take_read(&mut self.reads_left) {
                 return Step::Yield;
             }
             match transport::fill(&mut self.transport, &mut self.inbox.bytes, &mut ctx.scratch[..])
             {
-                Filled::Data => {}
+                Filled::Data { drained } => self.input_drained = drained && !self.input_ends,
                 Filled::Blocked => return Step::Wait,
                 Filled::Eof => {
                     if !self.inbox.bytes.is_empty() {
@@ -456,12 +477,16 @@ impl<T: Transport> Connection<T> {
             if upload.decoder.is_done() || body.window_is_full() {
                 return self.write_out(ctx);
             }
+            if self.input_drained {
+                return Step::Wait;
+            }
             if !take_read(&mut self.reads_left) {
                 return Step::Yield;
             }
             match transport::fill(&mut self.transport, &mut self.inbox.bytes, &mut ctx.scratch[..])
             {
-                Filled::Data => {
+                Filled::Data { drained } => {
+                    self.input_drained = drained && !self.input_ends;
                     upload.arrived(ctx.now);
                     self.deadline = Some(upload.deadline(ctx.limits()));
                 }

@@ -4,7 +4,7 @@
 
 use crate::body::BodyDecoder;
 use crate::config::Limits;
-use crate::connection::Connection;
+use crate::connection::{Connection, Readiness};
 use crate::context::tests::test_context;
 use crate::http::{self, Conditions, Inbox};
 use crate::mime::FileKind;
@@ -247,7 +247,7 @@ pub fn connection(data: &[u8]) {
             2 if i > 4 => wire.borrow_mut().eof = true,
             _ => wire.borrow_mut().input.push_back(piece.to_vec()),
         }
-        conn.on_ready(&mut ctx, false);
+        conn.on_ready(&mut ctx, Readiness::default());
         assert!(conn.inbox_len() <= limits.max_head_bytes + 16 * crate::transport::READ_CHUNK);
         if conn.is_closed() {
             break;

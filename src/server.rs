@@ -4,7 +4,7 @@
 use crate::access_log::AccessLog;
 use crate::budget::{FileBudget, UploadBudget};
 use crate::config::Config;
-use crate::connection::Connection;
+use crate::connection::{Connection, Readiness};
 use crate::context::{Context, Shared};
 use crate::exchange;
 use crate::response;
@@ -228,14 +228,20 @@ impl Server {
                     WAKER => self.deliver_completions(),
                     // Only an error is fatal at once: a hang-up still leaves input to read and, in Lingering,
                     // is exactly what we wait for.
-                    Token(key) => self.drive(key, event.is_error()),
+                    Token(key) => {
+                        let readiness = Readiness {
+                            failed: event.is_error(),
+                            read_closed: event.is_read_closed(),
+                        };
+                        self.drive(key, readiness)
+                    }
                 }
             }
             for key in std::mem::take(&mut self.runnable) {
                 if let Some(conn) = self.conns.get_mut(key) {
                     conn.queued = false;
                 }
-                self.drive(key, false);
+                self.drive(key, Readiness::default());
             }
             if self.ctx.now >= self.next_sweep {
                 self.sweep();
@@ -382,10 +388,10 @@ impl Server {
         }
     }
 
-    fn drive(&mut self, key: usize, failed: bool) {
+    fn drive(&mut self, key: usize, readiness: Readiness) {
         // An unknown key is a stale or spurious event: ignore it.
         if let Some(conn) = self.conns.get_mut(key) {
-            conn.on_ready(&mut self.ctx, failed);
+            conn.on_ready(&mut self.ctx, readiness);
             self.after_turn(key);
         }
     }

@@ -20,6 +20,12 @@ pub const READ_CHUNK: usize = 8 * 1024;
 pub trait Transport {
     /// Reads into `buf`; `Ok(0)` is the end of the client's input.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Whether a read that returned less than it was asked for took all the input there was. Then the next
+    /// arrival is reported as new readiness, and reading again first would only meet `WouldBlock` (nginx
+    /// skips that read the same way). False where the transport buffers input of its own (TLS).
+    fn short_read_drains(&self) -> bool {
+        false
+    }
     /// Writes from `buf`, returning how much was taken.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize>;
     /// Like `write`, saying that more follows at once (a file body after its head): the two may go out in one
@@ -51,8 +57,8 @@ pub trait Transport {
 
 /// The outcome of one read appended to a buffer.
 pub enum Filled {
-    /// Bytes were appended.
-    Data,
+    /// Bytes were appended; `drained`: all the input there was (`Transport::short_read_drains`).
+    Data { drained: bool },
     /// Nothing to read now.
     Blocked,
     /// The client closed its side.
@@ -70,7 +76,7 @@ pub fn fill(transport: &mut impl Transport, buf: &mut Vec<u8>, scratch: &mut [u8
             Ok(0) => Filled::Eof,
             Ok(n) => {
                 buf.extend_from_slice(&scratch[..n]);
-                Filled::Data
+                Filled::Data { drained: n < scratch.len() && transport.short_read_drains() }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Filled::Blocked,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -155,6 +161,11 @@ impl Transport for Plain {
         self.socket.read(buf)
     }
 
+    /// A TCP socket's short read emptied its receive queue.
+    fn short_read_drains(&self) -> bool {
+        true
+    }
+
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.socket.write(buf)
     }
@@ -231,6 +242,10 @@ macro_rules! either {
 impl Transport for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         either!(self, t => t.read(buf))
+    }
+
+    fn short_read_drains(&self) -> bool {
+        either!(self, t => t.short_read_drains())
     }
 
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {

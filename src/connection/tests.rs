@@ -39,6 +39,10 @@ struct Wire {
     sends_files: bool,
     /// The last write said more follows at once (`write_more`): the kernel would hold it back for a while.
     last_write_more: bool,
+    /// A short read takes all the input there is, as from a TCP socket (`short_read_drains`).
+    drains: bool,
+    /// Reads made, `WouldBlock` included.
+    reads: usize,
 }
 
 struct Scripted(Rc<RefCell<Wire>>);
@@ -46,6 +50,7 @@ struct Scripted(Rc<RefCell<Wire>>);
 impl Transport for Scripted {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let mut wire = self.0.borrow_mut();
+        wire.reads += 1;
         match wire.input.pop_front() {
             None => Err(io::ErrorKind::WouldBlock.into()),
             Some(Input::Eof) => {
@@ -61,6 +66,10 @@ impl Transport for Scripted {
                 Ok(n)
             }
         }
+    }
+
+    fn short_read_drains(&self) -> bool {
+        self.0.borrow().drains
     }
 
     fn write_more(&mut self, buf: &[u8]) -> io::Result<usize> {
@@ -159,13 +168,13 @@ impl Harness {
     /// The client sends `bytes`; the connection gets a readiness event.
     fn send(&mut self, bytes: &[u8]) {
         self.wire.borrow_mut().input.push_back(Input::Bytes(bytes.to_vec()));
-        self.conn.on_ready(&mut self.ctx, false);
+        self.conn.on_ready(&mut self.ctx, Readiness::default());
     }
 
     /// The client closes its side.
     fn send_eof(&mut self) {
         self.wire.borrow_mut().input.push_back(Input::Eof);
-        self.conn.on_ready(&mut self.ctx, false);
+        self.conn.on_ready(&mut self.ctx, Readiness::default());
     }
 
     /// Time passes, then the sweep runs.
@@ -237,6 +246,30 @@ fn upload_head(len: usize, extra: &str) -> Vec<u8> {
 
 fn saved() -> Result<Output, JobError> {
     Ok(Output::Saved { name: "upload_x.json".into() })
+}
+
+#[test]
+fn a_short_read_that_took_all_the_input_is_not_followed_by_a_read_that_would_block() {
+    let mut h = Harness::new();
+    h.wire.borrow_mut().drains = true;
+    h.send(&get("/a.html"));
+    assert_eq!(h.statuses(), [200]);
+    assert_eq!(h.wire.borrow().reads, 1, "no second read before the next readiness");
+    assert_eq!(h.state(), "Idle");
+    h.send(&get("/b.html"));
+    assert_eq!(h.statuses(), [200]);
+    assert_eq!(h.wire.borrow().reads, 2);
+}
+
+#[test]
+fn a_reported_end_of_input_is_read_to_even_after_a_short_read() {
+    let mut h = Harness::new();
+    h.wire.borrow_mut().drains = true;
+    h.wire.borrow_mut().input.push_back(Input::Bytes(get("/a.html")));
+    h.wire.borrow_mut().input.push_back(Input::Eof);
+    h.conn.on_ready(&mut h.ctx, Readiness { failed: false, read_closed: true });
+    assert_eq!(h.statuses(), [200]);
+    assert!(h.conn.is_closed(), "the EOF behind the request was read: {}", h.state());
 }
 
 #[test]
@@ -460,7 +493,7 @@ fn a_slow_reader_gets_the_whole_response_as_room_appears() {
             break;
         }
         h.wire.borrow_mut().room = Some(10);
-        h.conn.on_ready(&mut h.ctx, false);
+        h.conn.on_ready(&mut h.ctx, Readiness::default());
     }
     let responses = h.responses();
     assert_eq!((responses[0].0, &responses[0].2[..]), (200, PAGE));
@@ -474,7 +507,7 @@ fn a_response_is_finished_only_once_the_transport_has_flushed() {
     h.send(&get("/a.html"));
     assert_eq!(h.state(), "Writing");
     h.wire.borrow_mut().unflushed = false;
-    h.conn.on_ready(&mut h.ctx, false);
+    h.conn.on_ready(&mut h.ctx, Readiness::default());
     assert_eq!(h.state(), "Idle");
     assert_eq!(h.statuses(), vec![200]);
 }
@@ -492,7 +525,7 @@ fn a_large_buffer_the_transport_has_taken_is_let_go_while_its_own_output_waits()
     assert_eq!(h.state(), "Writing");
     assert_eq!(h.conn.write_buf.capacity(), 0, "the copy the transport already holds is dropped");
     h.wire.borrow_mut().unflushed = false;
-    h.conn.on_ready(&mut h.ctx, false);
+    h.conn.on_ready(&mut h.ctx, Readiness::default());
     assert_eq!(h.state(), "Idle");
     let responses = h.responses();
     assert_eq!((responses.len(), &responses[0].2), (1, &body));
@@ -504,9 +537,9 @@ fn a_flood_of_input_yields_the_turn_instead_of_starving_others() {
     for _ in 0..READS_PER_TURN + 1 {
         h.wire.borrow_mut().input.push_back(Input::Bytes(b"\r\n".to_vec()));
     }
-    h.conn.on_ready(&mut h.ctx, false);
+    h.conn.on_ready(&mut h.ctx, Readiness::default());
     assert!(h.conn.wants_another_turn());
-    h.conn.on_ready(&mut h.ctx, false);
+    h.conn.on_ready(&mut h.ctx, Readiness::default());
     assert!(!h.conn.wants_another_turn());
 }
 
@@ -598,7 +631,7 @@ fn expect_continue_past_the_upload_disk_budget_gets_503_without_100() {
 fn a_completion_after_a_socket_error_is_dropped() {
     let mut h = Harness::new();
     h.send(&get("/c.html"));
-    h.conn.on_ready(&mut h.ctx, true);
+    h.conn.on_ready(&mut h.ctx, Readiness { failed: true, read_closed: false });
     assert!(h.conn.is_closed());
     h.complete(Err(JobError::from(HttpError::NotFound)));
     assert!(h.conn.is_closed());
@@ -656,7 +689,7 @@ fn misses_for_one_file_share_one_open_and_the_waiters_are_answered_from_its_resu
     let mut second =
         Connection::new(ConnId { key: 1, serial: 2 }, Scripted(Rc::clone(&wire)), &h.ctx);
     wire.borrow_mut().input.push_back(Input::Bytes(get("/hot.html")));
-    second.on_ready(&mut h.ctx, false);
+    second.on_ready(&mut h.ctx, Readiness::default());
     assert_eq!(second.state.name(), "AwaitingWorker");
     assert!(h.jobs.try_recv().is_err(), "the second request queued no job of its own");
     // The first open finishes: its result fills the cache, and the waiter is answered from it.
@@ -783,7 +816,7 @@ fn while_an_expired_file_is_read_again_its_old_copy_is_served_without_waiting() 
     let mut second =
         Connection::new(ConnId { key: 1, serial: 2 }, Scripted(Rc::clone(&wire)), &h.ctx);
     wire.borrow_mut().input.push_back(Input::Bytes(get("/a.html")));
-    second.on_ready(&mut h.ctx, false);
+    second.on_ready(&mut h.ctx, Readiness::default());
     let output = std::mem::take(&mut wire.borrow_mut().output);
     let responses = split_responses(&output);
     assert_eq!((responses[0].0, &responses[0].2[..]), (200, PAGE), "the old copy, at once");
@@ -911,7 +944,7 @@ fn opened_from_disk(h: &Harness, path: &std::path::Path) -> Result<Output, JobEr
 fn run_turns(h: &mut Harness) -> usize {
     let mut turns = 0;
     while h.conn.wants_another_turn() {
-        h.conn.on_ready(&mut h.ctx, false);
+        h.conn.on_ready(&mut h.ctx, Readiness::default());
         turns += 1;
     }
     turns
@@ -951,7 +984,7 @@ fn a_client_that_stops_reading_mid_file_is_resumed_and_then_dropped_at_the_write
     let timeout = h.ctx.limits().write_timeout;
     h.wait(timeout / 2);
     h.wire.borrow_mut().room = Some(200 * 1024);
-    h.conn.on_ready(&mut h.ctx, false);
+    h.conn.on_ready(&mut h.ctx, Readiness::default());
     run_turns(&mut h);
     assert_eq!(h.wire.borrow().output.len(), 500 * 1024, "resumed where it stopped");
     // From that progress on, events that bring none (the client sends, it reads nothing) don't move the
