@@ -185,10 +185,13 @@ impl<T: Transport> Connection<T> {
         format!("{} ({})", self.transport.peer(), self.state.name())
     }
 
-    /// Drops it now (a stop): the server deregisters it after this pass. Over TLS the client is told with
-    /// `close_notify` that nothing was cut short.
+    /// Drops it now (a stop): the server deregisters it after this pass. An idle one is told with
+    /// `close_notify` (over TLS) that nothing was cut short; one cut mid-response is not, so its client
+    /// can tell.
     pub fn abandon(&mut self, ctx: &Context) {
-        self.transport.shutdown_write();
+        if self.is_idle() {
+            self.transport.shutdown_write();
+        }
         self.transition(State::Closed, ctx);
     }
 
@@ -564,7 +567,11 @@ impl<T: Transport> Connection<T> {
         mut exchange: Box<Exchange>,
         mut response: Response,
     ) -> Step {
-        response.add_fields(&ctx.shared.extra_headers);
+        let fields = match &ctx.shared.to_https {
+            Some(to_https) if self.to_https => &to_https.fields,
+            _ => &ctx.shared.extra_headers,
+        };
+        response.add_fields(fields);
         exchange.settle_persistence(ctx);
         exchange.status = response.status.code;
         exchange.body_bytes = if response::has_body(&exchange.method, response.status) {
@@ -590,7 +597,9 @@ impl<T: Transport> Connection<T> {
         let more = matches!(&self.state, State::Writing { next: Next::Chunk(file), .. } if file.file_follows());
         let drained =
             transport::drain(&mut self.transport, &self.write_buf, &mut self.written, more);
-        if self.written > before {
+        // Progress is bytes taken from us, or bytes of the transport's own (TLS records) that reached the
+        // socket: a slow reader that keeps taking them is not cut by the write timeout.
+        if self.written > before || self.transport.sent_own_output() {
             self.deadline = Some(ctx.now + ctx.limits().write_timeout);
         }
         match drained {
@@ -598,23 +607,13 @@ impl<T: Transport> Connection<T> {
             // All of it was taken, and only the transport's own output waits (TLS records): our copy of a
             // large chunk is not needed while a slow client takes them.
             Drained::Blocked if self.written == self.write_buf.len() => {
-                if self.write_buf.capacity() > KEPT_WRITE_BUFFER {
-                    self.write_buf = Vec::new();
-                    self.written = 0;
-                }
+                self.release_write_buf();
                 return Step::Wait;
             }
             Drained::Blocked => return Step::Wait,
             Drained::Failed(e) => return self.fail(ctx, e),
         }
-        // A file's first chunk makes the buffer 64 KiB; a download that takes its client minutes must not keep
-        // that for the rest of it, so only a small buffer is kept for the next response.
-        if self.write_buf.capacity() > KEPT_WRITE_BUFFER {
-            self.write_buf = Vec::new();
-        } else {
-            self.write_buf.clear();
-        }
-        self.written = 0;
+        self.release_write_buf();
         let State::Writing { exchange, next } = self.take_state() else {
             unreachable!("checked on entry")
         };
@@ -626,6 +625,18 @@ impl<T: Transport> Connection<T> {
             }
             Next::Chunk(file) => self.send_rest(ctx, exchange, file),
         }
+    }
+
+    /// Empties `write_buf` once all of it is out. A file's first chunk makes the buffer 64 KiB; a download
+    /// that takes its client minutes must not keep that for the rest of it, so only a small buffer is kept
+    /// for the next response.
+    fn release_write_buf(&mut self) {
+        if self.write_buf.capacity() > KEPT_WRITE_BUFFER {
+            self.write_buf = Vec::new();
+        } else {
+            self.write_buf.clear();
+        }
+        self.written = 0;
     }
 
     /// What remains of a file body once `write_buf` is out. Spans in the page cache go from there to the

@@ -205,15 +205,28 @@ fn is_cached(file: &File, offset: u64, len: usize) -> Option<bool> {
 
 /// Appends `len` bytes of `file` from `offset` to `out`. Blocks: workers only.
 ///
-/// The bytes are read into `out`'s spare capacity, never zeroed first: zeroing cost as much as the copy
-/// itself, a fifth of a TLS download's instructions.
+/// The bytes are read into spare capacity, never zeroed first: zeroing cost as much as the copy itself, a
+/// fifth of a TLS download's instructions.
 pub fn read_span(file: &File, offset: u64, len: u64, out: &mut Vec<u8>) -> Result<(), HttpError> {
-    let start = out.len();
-    let end = start + usize::try_from(len).unwrap_or(usize::MAX);
-    out.reserve_exact(end - start);
-    while out.len() < end {
-        let at = offset + (out.len() - start) as u64;
-        match rustix::io::pread(file, rustix::buffer::spare_capacity(out), at) {
+    let need = usize::try_from(len).map_err(|_| HttpError::Internal)?;
+    out.reserve_exact(need);
+    if out.capacity() - out.len() == need {
+        return fill_spare(file, offset, out);
+    }
+    // More room than the span (a chunk's buffer, for a small part of a multipart range): a read into all of
+    // it would take bytes past the span, so the span gets a buffer of its own size.
+    let mut span = Vec::with_capacity(need);
+    fill_spare(file, offset, &mut span)?;
+    out.extend_from_slice(&span);
+    Ok(())
+}
+
+/// Fills `buf`'s spare capacity from `file` at `offset`.
+fn fill_spare(file: &File, offset: u64, buf: &mut Vec<u8>) -> Result<(), HttpError> {
+    let start = buf.len();
+    while buf.len() < buf.capacity() {
+        let at = offset + (buf.len() - start) as u64;
+        match rustix::io::pread(file, rustix::buffer::spare_capacity(buf), at) {
             // The file shrank under us: the promised Content-Length can't be met, so the connection must drop.
             Ok(0) => return Err(HttpError::Internal),
             Ok(_) => {}
@@ -221,8 +234,6 @@ pub fn read_span(file: &File, offset: u64, len: u64, out: &mut Vec<u8>) -> Resul
             Err(e) => return Err(read_failed(&e.into())),
         }
     }
-    // Spare capacity past the span may have taken bytes beyond it.
-    out.truncate(end);
     Ok(())
 }
 

@@ -308,9 +308,10 @@ pub fn begin(mut head: RequestHead, origin: Origin, ctx: &Context) -> (Exchange,
     let preflight = ctx.shared.cors
         && matches!(action, Ok(Action::Options(_)))
         && head.preflight.as_ref().is_some_and(|p| !p.method.is_empty());
+    // Never on the redirect port: credentials asked for there would travel in the clear.
     let needs_credentials = !ctx.shared.users.is_empty()
         && !preflight
-        && !matches!(action, Ok(Action::ToHttps(_)))
+        && !origin.to_https
         && (!ctx.shared.users.uploads_only || action == Ok(Action::Upload));
     let authorization = head.authorization.take();
     let decision = match action {
@@ -475,7 +476,10 @@ fn route(
 ) -> Result<Action, HttpError> {
     let peer = origin.peer;
     let shared = &ctx.shared;
-    if let Some(to_https) = shared.to_https.as_ref().filter(|_| origin.to_https) {
+    if origin.to_https {
+        // A connection from the redirect listener with no redirect configured is a bug: fail closed rather
+        // than serve files in the clear.
+        let to_https = shared.to_https.as_ref().ok_or(HttpError::Internal)?;
         return to_https.location(head, origin.local_ip).inspect_err(|err| {
             info!("{peer}: \"{line}\" not redirected ({})", err.status().code);
         });

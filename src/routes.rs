@@ -223,6 +223,9 @@ pub struct ToHttps {
     pub hosts: HostPolicy,
     /// The port the HTTPS listener is on.
     pub https_port: u16,
+    /// The `--header` fields its answers carry: all but `Strict-Transport-Security`, which must not be sent
+    /// over plain HTTP (RFC 6797 §7.2).
+    pub fields: Vec<(&'static str, &'static str)>,
 }
 
 impl ToHttps {
@@ -358,6 +361,47 @@ mod tests {
             Ok(Some((head, _))) => head,
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn the_https_location_keeps_the_name_and_target_and_names_the_https_port() {
+        let local = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let to = |https_port, bound| ToHttps {
+            hosts: policy("127.0.0.1", bound, &[]),
+            https_port,
+            fields: Vec::new(),
+        };
+        let location = |to: &ToHttps, raw: &str| to.location(&request(raw), local);
+        let plain = to(8443, "127.0.0.1:8080");
+        let cases: &[(&str, Result<Action, HttpError>)] = &[
+            (
+                "GET /a?b=c HTTP/1.1\r\nHost: localhost:8080\r\n\r\n",
+                Ok(Action::ToHttps("https://localhost:8443/a?b=c".into())),
+            ),
+            (
+                "OPTIONS * HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+                Ok(Action::ToHttps("https://127.0.0.1:8443/".into())),
+            ),
+            // HTTP/1.0 may leave Host out, but then there is no name to send the client to.
+            ("GET / HTTP/1.0\r\n\r\n", Err(HttpError::BadRequest)),
+            ("GET / HTTP/1.1\r\nHost: elsewhere.example\r\n\r\n", Err(HttpError::Forbidden)),
+            // The HTTPS port is not this listener's.
+            ("GET / HTTP/1.1\r\nHost: localhost:8443\r\n\r\n", Err(HttpError::Forbidden)),
+        ];
+        for (raw, expected) in cases {
+            assert_eq!(&location(&plain, raw), expected, "{raw:?}");
+        }
+        let standard = to(443, "127.0.0.1:80");
+        assert_eq!(
+            location(&standard, "GET /x HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+            Ok(Action::ToHttps("https://localhost/x".into()))
+        );
+        let v6 =
+            ToHttps { hosts: policy("::1", "[::1]:80", &[]), https_port: 443, fields: Vec::new() };
+        assert_eq!(
+            v6.location(&request("GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n"), local),
+            Ok(Action::ToHttps("https://[::1]/".into()))
+        );
     }
 
     #[test]

@@ -81,6 +81,8 @@ pub struct Server {
     accept_paused: bool,
     /// An accept error was logged and accepting has not succeeded since.
     accept_failing: bool,
+    /// A TLS session could not be started and none has been since.
+    tls_failing: bool,
     /// Clients refused over `--max-connections` or `--max-conns-per-ip` since the last summary line.
     refused: u64,
     /// Open connections per client address, counted only under `--max-conns-per-ip`.
@@ -106,19 +108,26 @@ impl Server {
     }
 
     fn start(
-        config: Config,
+        mut config: Config,
         mut listener: TcpListener,
         mut redirect_listener: Option<TcpListener>,
     ) -> io::Result<Server> {
         let poll = Poll::new()?;
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
         let https_port = listener.local_addr()?.port();
+        let extra_headers = static_fields(std::mem::take(&mut config.extra_headers), config.cors);
         let to_https = match &mut redirect_listener {
             Some(redirect) => {
                 poll.registry().register(redirect, REDIRECT_LISTENER, Interest::READABLE)?;
+                let in_the_clear = extra_headers
+                    .iter()
+                    .filter(|(name, _)| !name.eq_ignore_ascii_case("strict-transport-security"))
+                    .copied()
+                    .collect();
                 Some(ToHttps {
                     hosts: HostPolicy::new(&config, redirect.local_addr()?),
                     https_port,
+                    fields: in_the_clear,
                 })
             }
             None => None,
@@ -152,7 +161,7 @@ impl Server {
             list_dirs: config.list_dirs,
             users: config.users,
             cors: config.cors,
-            extra_headers: static_fields(config.extra_headers, config.cors),
+            extra_headers,
             access_log: match config.access_log {
                 Some((sink, format)) => Some(AccessLog::start(sink, format, config.reopen_logs)?),
                 None => None,
@@ -184,6 +193,7 @@ impl Server {
             per_ip: HashMap::new(),
             refusals_logged: None,
             accept_failing: false,
+            tls_failing: false,
             next_sweep: now + TICK,
         })
     }
@@ -362,13 +372,23 @@ impl Server {
         let key = entry.key();
         let interest = Interest::READABLE | Interest::WRITABLE;
         let mut transport = match &self.tls {
-            Some(acceptor) if !to_https => match Tls::new(socket, peer, acceptor.config()) {
-                Ok(tls) => Stream::Tls(Box::new(tls)),
-                Err(e) => {
-                    error!("{peer}: cannot start TLS: {e}");
-                    return;
+            Some(acceptor) if !to_https => {
+                match Tls::new(socket, peer, acceptor.config()) {
+                    Ok(tls) => {
+                        self.tls_failing = false;
+                        Stream::Tls(Box::new(tls))
+                    }
+                    // rustls refuses only settings it accepted at startup, so this is never expected: logged
+                    // once, not once per client.
+                    Err(e) => {
+                        if !self.tls_failing {
+                            error!("{peer}: cannot start TLS: {e}; refusing connections while it lasts");
+                            self.tls_failing = true;
+                        }
+                        return;
+                    }
                 }
-            },
+            }
             _ => Stream::Plain(Plain::new(socket, peer)),
         };
         if let Err(e) = self.poll.registry().register(&mut transport, Token(key), interest) {

@@ -12,8 +12,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// TLS 1.2 sessions remembered for resumption. 4096 (about 1 MiB); TLS 1.3 clients resume with tickets,
-/// which the server does not store.
+/// TLS 1.2 sessions remembered for resumption by session ID. 4096 (about 1 MiB). Clients that take tickets
+/// (TLS 1.3, and most of TLS 1.2) resume with those instead, which the server does not store.
 const SESSION_CACHE_ENTRIES: usize = 4096;
 
 /// Largest PEM file read. 1 MiB: a long chain is a few KiB, so anything bigger is the wrong file.
@@ -75,10 +75,13 @@ impl fmt::Display for CertError {
 /// The TLS settings new connections are accepted with. A reload swaps in a new certificate; connections
 /// already open keep the settings they started with (each holds its own `Arc`).
 pub struct Acceptor {
+    /// Read again on every reload.
     files: CertFiles,
+    /// What a handshake starting now uses; swapped whole by a reload.
     current: Mutex<Arc<ServerConfig>>,
     /// Kept across reloads, so a renewal does not end every client's resumable session.
     sessions: Arc<dyn StoresServerSessions>,
+    /// Its keys too (rustls rotates them every 6 hours).
     ticketer: Arc<dyn ProducesTickets>,
 }
 

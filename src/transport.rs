@@ -35,6 +35,11 @@ pub trait Transport {
     }
     /// Pushes out anything the transport itself still holds (TLS records); `WouldBlock` until it is gone.
     fn flush(&mut self) -> io::Result<()>;
+    /// Whether output the transport held itself reached the socket since the last call: progress, as a
+    /// write that takes bytes is.
+    fn sent_own_output(&mut self) -> bool {
+        false
+    }
     /// Sends up to `len` bytes of `file` from `offset` straight from the page cache, returning how many went;
     /// `Ok(0)` means the file ends there. `Unsupported` where the bytes must pass through us (TLS encrypts
     /// them): the caller then has them read into memory and writes them.
@@ -225,7 +230,9 @@ impl Source for Plain {
 /// An accepted connection, in the clear or under TLS: the one transport type the server's slab holds.
 /// The TLS session is boxed, so connections in the clear stay as small as `Plain`.
 pub enum Stream {
+    /// HTTP in the clear: the listener without `--tls-cert`, and the `--redirect-http` one.
     Plain(Plain),
+    /// HTTPS.
     Tls(Box<Tls>),
 }
 
@@ -258,6 +265,10 @@ impl Transport for Stream {
 
     fn flush(&mut self) -> io::Result<()> {
         either!(self, t => t.flush())
+    }
+
+    fn sent_own_output(&mut self) -> bool {
+        either!(self, t => t.sent_own_output())
     }
 
     fn send_file(&mut self, file: &File, offset: u64, len: usize) -> io::Result<usize> {

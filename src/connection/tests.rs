@@ -43,6 +43,8 @@ struct Wire {
     drains: bool,
     /// Reads made, `WouldBlock` included.
     reads: usize,
+    /// Some of the transport's own output reached the client (`sent_own_output`).
+    own_output_sent: bool,
 }
 
 struct Scripted(Rc<RefCell<Wire>>);
@@ -105,6 +107,10 @@ impl Transport for Scripted {
             0 => Ok(0),
             n => self.write(&bytes[..n]),
         }
+    }
+
+    fn sent_own_output(&mut self) -> bool {
+        std::mem::take(&mut self.0.borrow_mut().own_output_sent)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -510,6 +516,38 @@ fn a_response_is_finished_only_once_the_transport_has_flushed() {
     h.conn.on_ready(&mut h.ctx, Readiness::default());
     assert_eq!(h.state(), "Idle");
     assert_eq!(h.statuses(), vec![200]);
+}
+
+#[test]
+fn a_stop_ends_an_idle_connection_cleanly_but_not_one_it_cuts_mid_response() {
+    let mut idle = Harness::new();
+    idle.conn.abandon(&idle.ctx);
+    assert!(idle.shut(), "an idle connection is told (close_notify over TLS)");
+    let mut cut = Harness::new();
+    cut.wire.borrow_mut().unflushed = true;
+    cut.send(&get("/a.html"));
+    assert_eq!(cut.state(), "Writing");
+    cut.conn.abandon(&cut.ctx);
+    assert!(cut.conn.is_closed());
+    assert!(!cut.shut(), "a cut response must not look complete");
+}
+
+#[test]
+fn a_client_that_keeps_taking_the_transports_own_output_is_not_cut_by_the_write_timeout() {
+    let mut h = Harness::new();
+    h.wire.borrow_mut().unflushed = true;
+    h.send(&get("/a.html"));
+    assert_eq!(h.state(), "Writing");
+    let most = Limits::default().write_timeout.mul_f32(0.6);
+    for _ in 0..3 {
+        h.wait(most);
+        h.wire.borrow_mut().own_output_sent = true;
+        h.conn.on_ready(&mut h.ctx, Readiness::default());
+        assert_eq!(h.state(), "Writing", "records still going out count as progress");
+    }
+    h.wait(most);
+    h.wait(most);
+    assert!(h.conn.is_closed(), "without progress the write timeout applies: {}", h.state());
 }
 
 #[test]

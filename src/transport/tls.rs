@@ -13,10 +13,8 @@ use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr};
 use std::sync::Arc;
 
-/// The first byte of every TLS connection: a handshake record (RFC 8446 §5.1, content type 22).
-const HANDSHAKE_RECORD: u8 = 0x16;
-
-/// Encrypted output rustls holds per connection before a write waits for the socket. 64 KiB: a worker's whole
+/// Encrypted output rustls holds per connection before a write waits for the socket (rustls's default, set
+/// here so the bound is ours to see). 64 KiB: a worker's whole
 /// chunk is taken at once and goes out in one `writev` (a record at a time cost a quarter of the throughput),
 /// and the connection then lets go of its own copy (`Connection::write`), so a stalled reader holds this
 /// and little else.
@@ -41,9 +39,13 @@ impl std::error::Error for PlainHttp {}
 
 /// A TLS connection.
 pub struct Tls {
+    /// The accepted socket, which carries only records (or a plain-HTTP refusal).
     socket: TcpStream,
+    /// rustls's side of the connection: the handshake, the keys and the record buffers.
     session: ServerConnection,
+    /// The client's address.
     peer: SocketAddr,
+    /// The address the client reached us on.
     local_ip: IpAddr,
     /// The first byte was seen to be a TLS record.
     sniffed: bool,
@@ -53,6 +55,8 @@ pub struct Tls {
     closing: bool,
     /// The client's `close_notify` has been answered with ours.
     answered_close: bool,
+    /// Records reached the socket since `sent_own_output` was last asked.
+    records_sent: bool,
 }
 
 impl Tls {
@@ -75,6 +79,7 @@ impl Tls {
             handshake_bytes: 0,
             closing: false,
             answered_close: false,
+            records_sent: false,
         })
     }
 
@@ -92,7 +97,7 @@ impl Tls {
         while self.session.wants_write() {
             match self.session.write_tls(&mut self.socket) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(_) => {}
+                Ok(_) => self.records_sent = true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
@@ -109,12 +114,13 @@ impl Tls {
     }
 
     /// Looks at the first byte before rustls does: plain HTTP starts with a method's letters, and deserves
-    /// an answer it can read rather than a TLS alert.
+    /// an answer it can read rather than a TLS alert. A TLS connection starts with a handshake record (RFC
+    /// 8446 §5.1: content type 22), never a letter.
     fn sniff(&mut self) -> io::Result<()> {
         let mut first = [0u8; 1];
         match self.socket.peek(&mut first) {
             Ok(0) => Ok(()),
-            Ok(_) if first[0] != HANDSHAKE_RECORD && first[0].is_ascii_alphabetic() => {
+            Ok(_) if first[0].is_ascii_alphabetic() => {
                 Err(io::Error::new(io::ErrorKind::InvalidData, PlainHttp))
             }
             // A handshake, or garbage that rustls answers with an alert.
@@ -202,9 +208,13 @@ impl Transport for Tls {
         self.send_records()
     }
 
+    fn sent_own_output(&mut self) -> bool {
+        std::mem::take(&mut self.records_sent)
+    }
+
     /// Sends `close_notify`, so the client knows the response was not cut short. If the socket takes no
-    /// more now, the shutdown follows on a later read (the connection lingers, reading, until the client
-    /// closes).
+    /// more now, the shutdown follows on a later read while the connection lingers; where it closes at once
+    /// instead (an idle timeout, a stop), the alert is best effort, as the close itself is.
     fn shutdown_write(&mut self) {
         if !self.closing {
             self.session.send_close_notify();
