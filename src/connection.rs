@@ -92,10 +92,18 @@ enum Step {
 /// What a readiness event reported.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Readiness {
+    /// Input may have arrived.
+    pub readable: bool,
     /// The socket has an error: the client is gone.
     pub failed: bool,
     /// The client has shut its side: an end of input waits behind whatever data is queued.
     pub read_closed: bool,
+}
+
+impl Readiness {
+    /// Input may have arrived, and nothing else: what scripted clients announce.
+    #[cfg(any(test, fuzzing))]
+    pub const INPUT: Readiness = Readiness { readable: true, failed: false, read_closed: false };
 }
 
 /// A client connection over a transport.
@@ -143,7 +151,9 @@ impl<T: Transport> Connection<T> {
             yielded: false,
             queued: false,
             to_https: false,
-            input_drained: false,
+            // A new socket's first readiness event says whether its request is there yet (registering
+            // reports what is already ready), so nothing is read before that.
+            input_drained: true,
             input_ends: false,
         }
     }
@@ -204,7 +214,10 @@ impl<T: Transport> Connection<T> {
     /// tracked; each state tries its I/O until `WouldBlock` or the end of its turn, which is what
     /// edge-triggered readiness requires.
     pub fn on_ready(&mut self, ctx: &mut Context, readiness: Readiness) {
-        self.input_drained = false;
+        // Only input announces input: an event that says the socket is writable leaves a drained one drained.
+        if readiness.readable || readiness.read_closed {
+            self.input_drained = false;
+        }
         self.input_ends |= readiness.read_closed;
         if readiness.failed {
             debug!("{}: socket error, closing", self.transport.peer());
@@ -705,6 +718,11 @@ impl<T: Transport> Connection<T> {
             self.inbox.release_if_empty();
             self.write_buf = Vec::new();
             self.transition(State::Idle, ctx);
+        } else if self.input_drained && self.inbox.bytes.is_empty() {
+            // Nothing of the client's is unread, so closing now can't turn into a reset that destroys the
+            // response (nginx's `lingering_close on` reasons the same way): the kernel sends the rest, then
+            // the FIN, without the shutdown, the wait for the client's FIN and its reads.
+            return self.close(ctx);
         } else {
             self.transport.shutdown_write();
             self.inbox = Inbox::default();

@@ -247,7 +247,7 @@ pub fn connection(data: &[u8]) {
             2 if i > 4 => wire.borrow_mut().eof = true,
             _ => wire.borrow_mut().input.push_back(piece.to_vec()),
         }
-        conn.on_ready(&mut ctx, Readiness::default());
+        conn.on_ready(&mut ctx, Readiness::INPUT);
         assert!(conn.inbox_len() <= limits.max_head_bytes + 16 * crate::transport::READ_CHUNK);
         if conn.is_closed() {
             break;

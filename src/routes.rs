@@ -183,6 +183,11 @@ impl HostPolicy {
         HostPolicy { names, bound: bound.ip(), port: bound.port() }
     }
 
+    /// The address the listener is bound to (unspecified for every interface).
+    pub fn bound(&self) -> IpAddr {
+        self.bound
+    }
+
     /// Checks the Host of a request that arrived on a connection to `local`.
     pub fn check(
         &self,

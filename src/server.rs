@@ -11,7 +11,7 @@ use crate::response;
 use crate::routes::{HostPolicy, ToHttps};
 use crate::storage::{UploadDir, UploadStore};
 use crate::tls::Acceptor;
-use crate::transport::{Plain, Stream, Tls, Transport};
+use crate::transport::{self, Plain, Stream, Tls, Transport};
 use crate::worker::{self, Completion, ConnId, Reply, WorkerConfig, WorkerPool};
 use log::{debug, error, info, warn};
 use mio::net::{TcpListener, TcpStream};
@@ -240,6 +240,7 @@ impl Server {
                     // is exactly what we wait for.
                     Token(key) => {
                         let readiness = Readiness {
+                            readable: event.is_readable(),
                             failed: event.is_error(),
                             read_closed: event.is_read_closed(),
                         };
@@ -371,9 +372,10 @@ impl Server {
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         let interest = Interest::READABLE | Interest::WRITABLE;
+        let local_ip = transport::prepare(&socket, self.ctx.shared.hosts.bound());
         let mut transport = match &self.tls {
             Some(acceptor) if !to_https => {
-                match Tls::new(socket, peer, acceptor.config()) {
+                match Tls::new(socket, peer, local_ip, acceptor.config()) {
                     Ok(tls) => {
                         self.tls_failing = false;
                         Stream::Tls(Box::new(tls))
@@ -389,7 +391,7 @@ impl Server {
                     }
                 }
             }
-            _ => Stream::Plain(Plain::new(socket, peer)),
+            _ => Stream::Plain(Plain::new(socket, peer, local_ip)),
         };
         if let Err(e) = self.poll.registry().register(&mut transport, Token(key), interest) {
             error!("{peer}: cannot register socket: {e}");
@@ -478,8 +480,9 @@ impl Server {
     fn reap(&mut self) {
         for key in self.closed.drain(..) {
             if self.conns.get(key).is_some_and(Connection::is_closed) {
+                // Dropped without a deregister: closing the socket takes it out of the epoll set, and the
+                // system call saved is one per connection.
                 let mut conn = self.conns.remove(key);
-                let _ = self.poll.registry().deregister(conn.transport_mut());
                 let ip = conn.transport_mut().peer().ip().to_canonical();
                 if let Some(count) = self.per_ip.get_mut(&ip) {
                     *count -= 1;

@@ -133,12 +133,20 @@ pub struct Plain {
     local_ip: IpAddr,
 }
 
+/// Readies a freshly accepted socket for either transport, and tells the address it was reached on: the
+/// listener's own, unless that is unspecified (0.0.0.0), and only then asked of the kernel.
+pub fn prepare(socket: &TcpStream, listening_on: IpAddr) -> IpAddr {
+    // Responses go out in one write per buffer; waiting for more data to coalesce only adds latency.
+    let _ = socket.set_nodelay(true);
+    if !listening_on.is_unspecified() {
+        return listening_on;
+    }
+    socket.local_addr().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip())
+}
+
 impl Plain {
-    /// Wraps a freshly accepted socket.
-    pub fn new(socket: TcpStream, peer: SocketAddr) -> Plain {
-        // Responses go out in one write per buffer; waiting for more data to coalesce only adds latency.
-        let _ = socket.set_nodelay(true);
-        let local_ip = socket.local_addr().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+    /// Wraps a freshly accepted socket (`prepare`d) that the client reached on `local_ip`.
+    pub fn new(socket: TcpStream, peer: SocketAddr, local_ip: IpAddr) -> Plain {
         Plain { socket, peer, local_ip }
     }
 

@@ -174,13 +174,13 @@ impl Harness {
     /// The client sends `bytes`; the connection gets a readiness event.
     fn send(&mut self, bytes: &[u8]) {
         self.wire.borrow_mut().input.push_back(Input::Bytes(bytes.to_vec()));
-        self.conn.on_ready(&mut self.ctx, Readiness::default());
+        self.conn.on_ready(&mut self.ctx, Readiness::INPUT);
     }
 
     /// The client closes its side.
     fn send_eof(&mut self) {
         self.wire.borrow_mut().input.push_back(Input::Eof);
-        self.conn.on_ready(&mut self.ctx, Readiness::default());
+        self.conn.on_ready(&mut self.ctx, Readiness::INPUT);
     }
 
     /// Time passes, then the sweep runs.
@@ -268,12 +268,40 @@ fn a_short_read_that_took_all_the_input_is_not_followed_by_a_read_that_would_blo
 }
 
 #[test]
+fn a_new_connection_reads_nothing_until_input_is_reported() {
+    let mut h = Harness::new();
+    h.wire.borrow_mut().drains = true;
+    // Registering reports the socket writable at once; that is no reason to read.
+    h.conn.on_ready(&mut h.ctx, Readiness::default());
+    assert_eq!(h.wire.borrow().reads, 0);
+    h.send(&get("/a.html"));
+    assert_eq!((h.statuses(), h.wire.borrow().reads), (vec![200], 1));
+}
+
+#[test]
+fn a_close_with_nothing_unread_skips_lingering_and_one_with_input_pending_lingers() {
+    let close = b"GET /a.html HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let mut drained = Harness::new();
+    drained.wire.borrow_mut().drains = true;
+    drained.send(close);
+    assert_eq!(drained.statuses(), [200]);
+    assert!(drained.conn.is_closed(), "{}", drained.state());
+    assert!(!drained.shut(), "no shutdown: closing sends the FIN after the response");
+    // The scripted transport can't say its reads took everything: there may be more, so it lingers.
+    let mut unknown = Harness::new();
+    unknown.send(close);
+    assert_eq!(unknown.statuses(), [200]);
+    assert_eq!(unknown.state(), "Lingering");
+    assert!(unknown.shut());
+}
+
+#[test]
 fn a_reported_end_of_input_is_read_to_even_after_a_short_read() {
     let mut h = Harness::new();
     h.wire.borrow_mut().drains = true;
     h.wire.borrow_mut().input.push_back(Input::Bytes(get("/a.html")));
     h.wire.borrow_mut().input.push_back(Input::Eof);
-    h.conn.on_ready(&mut h.ctx, Readiness { failed: false, read_closed: true });
+    h.conn.on_ready(&mut h.ctx, Readiness { read_closed: true, ..Readiness::INPUT });
     assert_eq!(h.statuses(), [200]);
     assert!(h.conn.is_closed(), "the EOF behind the request was read: {}", h.state());
 }
@@ -499,7 +527,7 @@ fn a_slow_reader_gets_the_whole_response_as_room_appears() {
             break;
         }
         h.wire.borrow_mut().room = Some(10);
-        h.conn.on_ready(&mut h.ctx, Readiness::default());
+        h.conn.on_ready(&mut h.ctx, Readiness::INPUT);
     }
     let responses = h.responses();
     assert_eq!((responses[0].0, &responses[0].2[..]), (200, PAGE));
@@ -513,7 +541,7 @@ fn a_response_is_finished_only_once_the_transport_has_flushed() {
     h.send(&get("/a.html"));
     assert_eq!(h.state(), "Writing");
     h.wire.borrow_mut().unflushed = false;
-    h.conn.on_ready(&mut h.ctx, Readiness::default());
+    h.conn.on_ready(&mut h.ctx, Readiness::INPUT);
     assert_eq!(h.state(), "Idle");
     assert_eq!(h.statuses(), vec![200]);
 }
@@ -542,7 +570,7 @@ fn a_client_that_keeps_taking_the_transports_own_output_is_not_cut_by_the_write_
     for _ in 0..3 {
         h.wait(most);
         h.wire.borrow_mut().own_output_sent = true;
-        h.conn.on_ready(&mut h.ctx, Readiness::default());
+        h.conn.on_ready(&mut h.ctx, Readiness::INPUT);
         assert_eq!(h.state(), "Writing", "records still going out count as progress");
     }
     h.wait(most);
@@ -563,7 +591,7 @@ fn a_large_buffer_the_transport_has_taken_is_let_go_while_its_own_output_waits()
     assert_eq!(h.state(), "Writing");
     assert_eq!(h.conn.write_buf.capacity(), 0, "the copy the transport already holds is dropped");
     h.wire.borrow_mut().unflushed = false;
-    h.conn.on_ready(&mut h.ctx, Readiness::default());
+    h.conn.on_ready(&mut h.ctx, Readiness::INPUT);
     assert_eq!(h.state(), "Idle");
     let responses = h.responses();
     assert_eq!((responses.len(), &responses[0].2), (1, &body));
@@ -575,9 +603,9 @@ fn a_flood_of_input_yields_the_turn_instead_of_starving_others() {
     for _ in 0..READS_PER_TURN + 1 {
         h.wire.borrow_mut().input.push_back(Input::Bytes(b"\r\n".to_vec()));
     }
-    h.conn.on_ready(&mut h.ctx, Readiness::default());
+    h.conn.on_ready(&mut h.ctx, Readiness::INPUT);
     assert!(h.conn.wants_another_turn());
-    h.conn.on_ready(&mut h.ctx, Readiness::default());
+    h.conn.on_ready(&mut h.ctx, Readiness::INPUT);
     assert!(!h.conn.wants_another_turn());
 }
 
@@ -669,7 +697,7 @@ fn expect_continue_past_the_upload_disk_budget_gets_503_without_100() {
 fn a_completion_after_a_socket_error_is_dropped() {
     let mut h = Harness::new();
     h.send(&get("/c.html"));
-    h.conn.on_ready(&mut h.ctx, Readiness { failed: true, read_closed: false });
+    h.conn.on_ready(&mut h.ctx, Readiness { failed: true, ..Readiness::INPUT });
     assert!(h.conn.is_closed());
     h.complete(Err(JobError::from(HttpError::NotFound)));
     assert!(h.conn.is_closed());
@@ -727,7 +755,7 @@ fn misses_for_one_file_share_one_open_and_the_waiters_are_answered_from_its_resu
     let mut second =
         Connection::new(ConnId { key: 1, serial: 2 }, Scripted(Rc::clone(&wire)), &h.ctx);
     wire.borrow_mut().input.push_back(Input::Bytes(get("/hot.html")));
-    second.on_ready(&mut h.ctx, Readiness::default());
+    second.on_ready(&mut h.ctx, Readiness::INPUT);
     assert_eq!(second.state.name(), "AwaitingWorker");
     assert!(h.jobs.try_recv().is_err(), "the second request queued no job of its own");
     // The first open finishes: its result fills the cache, and the waiter is answered from it.
@@ -854,7 +882,7 @@ fn while_an_expired_file_is_read_again_its_old_copy_is_served_without_waiting() 
     let mut second =
         Connection::new(ConnId { key: 1, serial: 2 }, Scripted(Rc::clone(&wire)), &h.ctx);
     wire.borrow_mut().input.push_back(Input::Bytes(get("/a.html")));
-    second.on_ready(&mut h.ctx, Readiness::default());
+    second.on_ready(&mut h.ctx, Readiness::INPUT);
     let output = std::mem::take(&mut wire.borrow_mut().output);
     let responses = split_responses(&output);
     assert_eq!((responses[0].0, &responses[0].2[..]), (200, PAGE), "the old copy, at once");
@@ -982,7 +1010,7 @@ fn opened_from_disk(h: &Harness, path: &std::path::Path) -> Result<Output, JobEr
 fn run_turns(h: &mut Harness) -> usize {
     let mut turns = 0;
     while h.conn.wants_another_turn() {
-        h.conn.on_ready(&mut h.ctx, Readiness::default());
+        h.conn.on_ready(&mut h.ctx, Readiness::INPUT);
         turns += 1;
     }
     turns
@@ -1022,7 +1050,7 @@ fn a_client_that_stops_reading_mid_file_is_resumed_and_then_dropped_at_the_write
     let timeout = h.ctx.limits().write_timeout;
     h.wait(timeout / 2);
     h.wire.borrow_mut().room = Some(200 * 1024);
-    h.conn.on_ready(&mut h.ctx, Readiness::default());
+    h.conn.on_ready(&mut h.ctx, Readiness::INPUT);
     run_turns(&mut h);
     assert_eq!(h.wire.borrow().output.len(), 500 * 1024, "resumed where it stopped");
     // From that progress on, events that bring none (the client sends, it reads nothing) don't move the

@@ -10,7 +10,7 @@ use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use rustls::{ServerConfig, ServerConnection};
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr};
+use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::sync::Arc;
 
 /// Encrypted output rustls holds per connection before a write waits for the socket (rustls's default, set
@@ -60,16 +60,16 @@ pub struct Tls {
 }
 
 impl Tls {
-    /// Starts the server side of a handshake on a freshly accepted socket.
+    /// Starts the server side of a handshake on a freshly accepted socket (`prepare`d) that the client
+    /// reached on `local_ip`.
     pub fn new(
         socket: TcpStream,
         peer: SocketAddr,
+        local_ip: IpAddr,
         config: Arc<ServerConfig>,
     ) -> Result<Tls, rustls::Error> {
         let mut session = ServerConnection::new(config)?;
         session.set_buffer_limit(Some(TLS_BUFFER_LIMIT));
-        let _ = socket.set_nodelay(true);
-        let local_ip = socket.local_addr().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
         Ok(Tls {
             socket,
             session,
