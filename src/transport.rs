@@ -2,13 +2,40 @@
 //! stream under rustls, and `Stream` either of them. The state machine sees only this trait, so unit tests
 //! drive it with a scripted one.
 
+/// Registers a transport by the socket under it (`socket_mut`): readiness is the socket's.
+macro_rules! source_via_socket {
+    ($transport:ty) => {
+        impl mio::event::Source for $transport {
+            fn register(
+                &mut self,
+                registry: &mio::Registry,
+                token: mio::Token,
+                interest: mio::Interest,
+            ) -> std::io::Result<()> {
+                mio::event::Source::register(self.socket_mut(), registry, token, interest)
+            }
+
+            fn reregister(
+                &mut self,
+                registry: &mio::Registry,
+                token: mio::Token,
+                interest: mio::Interest,
+            ) -> std::io::Result<()> {
+                mio::event::Source::reregister(self.socket_mut(), registry, token, interest)
+            }
+
+            fn deregister(&mut self, registry: &mio::Registry) -> std::io::Result<()> {
+                mio::event::Source::deregister(self.socket_mut(), registry)
+            }
+        }
+    };
+}
+
 mod tls;
 
 pub use tls::{is_plain_http, Tls};
 
-use mio::event::Source;
 use mio::net::TcpStream;
-use mio::{Interest, Registry, Token};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr};
@@ -150,6 +177,10 @@ impl Plain {
         Plain { socket, peer, local_ip }
     }
 
+    fn socket_mut(&mut self) -> &mut TcpStream {
+        &mut self.socket
+    }
+
     /// Best effort for a client we won't serve: `refuse_on`, then close.
     pub fn refuse(mut socket: TcpStream, reply: &[u8]) {
         refuse_on(&mut socket, reply);
@@ -211,29 +242,7 @@ impl Transport for Plain {
     }
 }
 
-impl Source for Plain {
-    fn register(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interest: Interest,
-    ) -> io::Result<()> {
-        self.socket.register(registry, token, interest)
-    }
-
-    fn reregister(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interest: Interest,
-    ) -> io::Result<()> {
-        self.socket.reregister(registry, token, interest)
-    }
-
-    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
-        self.socket.deregister(registry)
-    }
-}
+source_via_socket!(Plain);
 
 /// An accepted connection, in the clear or under TLS: the one transport type the server's slab holds.
 /// The TLS session is boxed, so connections in the clear stay as small as `Plain`.
@@ -252,6 +261,12 @@ macro_rules! either {
             Stream::Tls($inner) => $call,
         }
     };
+}
+
+impl Stream {
+    fn socket_mut(&mut self) -> &mut TcpStream {
+        either!(self, t => t.socket_mut())
+    }
 }
 
 impl Transport for Stream {
@@ -300,26 +315,4 @@ impl Transport for Stream {
     }
 }
 
-impl Source for Stream {
-    fn register(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interest: Interest,
-    ) -> io::Result<()> {
-        either!(self, t => t.register(registry, token, interest))
-    }
-
-    fn reregister(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interest: Interest,
-    ) -> io::Result<()> {
-        either!(self, t => t.reregister(registry, token, interest))
-    }
-
-    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
-        either!(self, t => t.deregister(registry))
-    }
-}
+source_via_socket!(Stream);

@@ -5,9 +5,7 @@
 
 use super::{refuse_on, Transport};
 use log::debug;
-use mio::event::Source;
 use mio::net::TcpStream;
-use mio::{Interest, Registry, Token};
 use rustls::{ServerConfig, ServerConnection};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr};
@@ -90,6 +88,10 @@ impl Tls {
             let _ = self.socket.shutdown(Shutdown::Write);
             self.closing = false;
         }
+    }
+
+    pub(super) fn socket_mut(&mut self) -> &mut TcpStream {
+        &mut self.socket
     }
 
     /// Sends the records rustls holds; `WouldBlock` when the socket takes no more.
@@ -236,26 +238,4 @@ impl Transport for Tls {
     }
 }
 
-impl Source for Tls {
-    fn register(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interest: Interest,
-    ) -> io::Result<()> {
-        self.socket.register(registry, token, interest)
-    }
-
-    fn reregister(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interest: Interest,
-    ) -> io::Result<()> {
-        self.socket.reregister(registry, token, interest)
-    }
-
-    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
-        self.socket.deregister(registry)
-    }
-}
+source_via_socket!(Tls);
