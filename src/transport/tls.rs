@@ -12,10 +12,9 @@ use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::sync::Arc;
 
 /// Encrypted output rustls holds per connection before a write waits for the socket (rustls's default, set
-/// here so the bound is ours to see). 64 KiB: a worker's whole
-/// chunk is taken at once and goes out in one `writev` (a record at a time cost a quarter of the throughput),
-/// and the connection then lets go of its own copy (`Connection::write`), so a stalled reader holds this
-/// and little else.
+/// here so the bound is ours to see). 64 KiB: a worker's whole chunk is taken at once and goes out in one
+/// `writev` (a record at a time cost a quarter of the throughput), and the connection then lets go of its
+/// own copy (`Connection::write`), so a stalled reader holds this and little else.
 const TLS_BUFFER_LIMIT: usize = 64 * 1024;
 
 /// Bytes a client may send before its handshake is done. 16 KiB: a ClientHello is a few KiB even with
