@@ -273,10 +273,23 @@ pub struct Origin {
     pub to_https: bool,
 }
 
+/// `METHOD target HTTP/1.x`, for the logs: built by hand, since `format!` was 4% of a small request's
+/// instructions.
+fn request_line(head: &RequestHead) -> String {
+    let (method, version) = (head.method.as_str(), head.minor_version);
+    let mut line = String::with_capacity(method.len() + head.target.len() + 10);
+    line.push_str(method);
+    line.push(' ');
+    line.push_str(&head.target);
+    line.push_str(" HTTP/1.");
+    // httparse accepts only HTTP/1.0 and HTTP/1.1.
+    line.push(char::from_digit(u32::from(version), 10).unwrap_or('?'));
+    line
+}
+
 /// A complete head arrived: check it, route it, and decide what happens.
 pub fn begin(mut head: RequestHead, origin: Origin, ctx: &Context) -> (Exchange, Decision) {
-    let request_line =
-        format!("{} {} HTTP/1.{}", head.method.as_str(), head.target, head.minor_version);
+    let request_line = request_line(&head);
     debug!("{}: request \"{request_line}\"", origin.peer);
     let action = route(&head, origin, &request_line, ctx);
     let mut persistence = persistence(&head, origin.served, ctx.limits());
@@ -642,6 +655,14 @@ mod tests {
             Ok(Some((head, _))) => head,
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn the_request_line_is_method_target_and_version() {
+        let line = |raw: &str| request_line(&head(raw));
+        assert_eq!(line("GET /a%20b?c=d HTTP/1.1\r\nHost: a\r\n\r\n"), "GET /a%20b?c=d HTTP/1.1");
+        assert_eq!(line("HEAD / HTTP/1.0\r\n\r\n"), "HEAD / HTTP/1.0");
+        assert_eq!(line("BREW /pot HTTP/1.1\r\nHost: a\r\n\r\n"), "BREW /pot HTTP/1.1");
     }
 
     fn origin(served: u32) -> Origin {
