@@ -163,9 +163,9 @@ impl<T: Transport> Connection<T> {
         Connection { to_https: true, ..Connection::new(id, transport, ctx) }
     }
 
-    /// The transport, for (de)registration by the server.
-    pub fn transport_mut(&mut self) -> &mut T {
-        &mut self.transport
+    /// The client's address, for the per-address count the server keeps.
+    pub fn peer(&self) -> std::net::SocketAddr {
+        self.transport.peer()
     }
 
     /// Whether the last turn stopped at its read limit rather than at `WouldBlock`: the server must call

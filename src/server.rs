@@ -11,7 +11,7 @@ use crate::response;
 use crate::routes::{HostPolicy, ToHttps};
 use crate::storage::{UploadDir, UploadStore};
 use crate::tls::Acceptor;
-use crate::transport::{self, Plain, Stream, Tls, Transport};
+use crate::transport::{self, Plain, Stream, Tls};
 use crate::worker::{self, Completion, ConnId, Reply, WorkerConfig, WorkerPool};
 use log::{debug, error, info, warn};
 use mio::net::{TcpListener, TcpStream};
@@ -482,8 +482,8 @@ impl Server {
             if self.conns.get(key).is_some_and(Connection::is_closed) {
                 // Dropped without a deregister: closing the socket takes it out of the epoll set, and the
                 // system call saved is one per connection.
-                let mut conn = self.conns.remove(key);
-                let ip = conn.transport_mut().peer().ip().to_canonical();
+                let conn = self.conns.remove(key);
+                let ip = conn.peer().ip().to_canonical();
                 if let Some(count) = self.per_ip.get_mut(&ip) {
                     *count -= 1;
                     if *count == 0 {
