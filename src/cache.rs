@@ -7,6 +7,7 @@ use crate::negotiate::Encodings;
 use crate::response::Validators;
 use crate::worker::FileMeta;
 use std::collections::{HashMap, VecDeque};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -42,8 +43,10 @@ pub struct CachedFile {
 pub struct FileCache {
     /// How long an entry is served after it was read; zero keeps nothing.
     fresh_for: Duration,
-    /// Per path, one slot per set of codings taken (`slot`).
-    entries: HashMap<PathBuf, [Option<CachedFile>; 4]>,
+    /// Per path, one slot per set of codings taken (`slot`). Keyed by the path's bytes: `safe_path` makes
+    /// each path one way only, and hashing a `Path` walks its components (with SipHash, 4% of a small
+    /// request's instructions). Only files a worker read are keys, so foldhash's seeded hash is enough.
+    entries: Entries,
     /// Entries in insertion order. Every entry lives equally long, so the oldest is (nearly always) at the
     /// front and expiry costs O(1) per entry (lwan's timeout queue). A replaced entry leaves a stale item
     /// behind, recognised by its load time. Reads delivered out of order may leave an expired entry behind
@@ -53,6 +56,8 @@ pub struct FileCache {
     count: usize,
     total_bytes: usize,
 }
+
+type Entries = HashMap<OsString, [Option<CachedFile>; 4], foldhash::fast::RandomState>;
 
 /// The slot of a set of codings.
 fn slot(accept: Encodings) -> usize {
@@ -70,7 +75,7 @@ impl FileCache {
     pub fn new(fresh_for: Duration) -> FileCache {
         FileCache {
             fresh_for,
-            entries: HashMap::new(),
+            entries: Entries::default(),
             order: VecDeque::new(),
             count: 0,
             total_bytes: 0,
@@ -95,7 +100,7 @@ impl FileCache {
         now: Instant,
         max_age: Duration,
     ) -> Option<&CachedFile> {
-        let file = self.entries.get(path)?[slot(accept)].as_ref()?;
+        let file = self.entries.get(path.as_os_str())?[slot(accept)].as_ref()?;
         (now.duration_since(file.loaded) < max_age).then_some(file)
     }
 
@@ -116,9 +121,9 @@ impl FileCache {
         read_at: Instant,
     ) -> Option<&Validators> {
         let slot = slot(accept);
-        let newer_kept = |entries: &HashMap<PathBuf, [Option<CachedFile>; 4]>| {
+        let newer_kept = |entries: &Entries| {
             entries
-                .get(&path)
+                .get(path.as_os_str())
                 .and_then(|slots| slots[slot].as_ref())
                 .is_some_and(|old| old.loaded >= read_at)
         };
@@ -134,12 +139,8 @@ impl FileCache {
         self.count += 1;
         self.order.push_back((read_at, path.clone(), slot));
         let validators = Validators::of(&meta);
-        let kept = self.entries.entry(path).or_default()[slot].insert(CachedFile {
-            meta,
-            body,
-            validators,
-            loaded: read_at,
-        });
+        let kept = self.entries.entry(path.into_os_string()).or_default()[slot]
+            .insert(CachedFile { meta, body, validators, loaded: read_at });
         Some(&kept.validators)
     }
 
@@ -153,7 +154,7 @@ impl FileCache {
             let Some((loaded, path, slot)) = self.order.pop_front() else {
                 return;
             };
-            let current = self.entries.get(&path).and_then(|slots| slots[slot].as_ref());
+            let current = self.entries.get(path.as_os_str()).and_then(|slots| slots[slot].as_ref());
             if current.is_some_and(|file| file.loaded == loaded) {
                 self.remove(&path, slot);
             }
@@ -161,7 +162,7 @@ impl FileCache {
     }
 
     fn remove(&mut self, path: &Path, slot: usize) {
-        let Some(slots) = self.entries.get_mut(path) else {
+        let Some(slots) = self.entries.get_mut(path.as_os_str()) else {
             return;
         };
         if let Some(old) = slots[slot].take() {
@@ -169,7 +170,7 @@ impl FileCache {
             self.count -= 1;
         }
         if slots.iter().all(Option::is_none) {
-            self.entries.remove(path);
+            self.entries.remove(path.as_os_str());
         }
     }
 }

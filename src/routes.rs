@@ -4,6 +4,7 @@ use crate::config::{Config, UPLOAD_DIR};
 use crate::error::{Allow, HttpError};
 use crate::http::{split_authority, BodyFraming, Method, RequestHead};
 use crate::mime::{FileKind, MimeTable};
+use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
@@ -118,7 +119,7 @@ pub fn safe_path(target: &str) -> Result<PathBuf, HttpError> {
     if !path.starts_with('/') {
         return Err(HttpError::BadRequest);
     }
-    let mut clean = PathBuf::new();
+    let mut clean = PathBuf::with_capacity(path.len() + INDEX.len());
     for raw in path.split('/') {
         let segment = percent_decode(raw)?;
         if segment.contains(['/', '\\', '\0']) || segment == ".." {
@@ -130,7 +131,7 @@ pub fn safe_path(target: &str) -> Result<PathBuf, HttpError> {
         if segment.starts_with('.') {
             return Err(HttpError::NotFound);
         }
-        clean.push(segment);
+        clean.push(&*segment);
     }
     // `dir/` and `dir/.` name a folder, whose index is served; `file.txt/.` is then no file (404).
     if names_folder(path) || clean.as_os_str().is_empty() {
@@ -140,9 +141,9 @@ pub fn safe_path(target: &str) -> Result<PathBuf, HttpError> {
 }
 
 /// Strict percent-decoding: a `%` must be followed by two hex digits, and the result must be UTF-8.
-fn percent_decode(raw: &str) -> Result<String, HttpError> {
+fn percent_decode(raw: &str) -> Result<Cow<'_, str>, HttpError> {
     if !raw.contains('%') {
-        return Ok(raw.to_owned());
+        return Ok(Cow::Borrowed(raw));
     }
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -161,7 +162,7 @@ fn percent_decode(raw: &str) -> Result<String, HttpError> {
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| HttpError::BadRequest)
+    String::from_utf8(out).map(Cow::Owned).map_err(|_| HttpError::BadRequest)
 }
 
 /// Which `Host` values name this server (RFC 9112 §3.2).
