@@ -2,6 +2,7 @@
 //! carries out what `exchange` decides, and never touches the poll registry, the slab or a file.
 
 use crate::budget::UploadBody;
+use crate::buffers::MAX_KEPT_CAPACITY;
 use crate::context::Context;
 use crate::cursor::{Ahead, FileCursor, SEND_FILE_MAX_CHUNK};
 use crate::error::HttpError;
@@ -21,10 +22,6 @@ const READS_PER_TURN: u32 = 16;
 /// Bytes of file one connection may send per turn before the loop serves the others: two `sendfile` calls
 /// of `cursor::SEND_FILE_MAX_CHUNK`. It gets another turn right after.
 const SEND_PER_TURN: usize = 2 * SEND_FILE_MAX_CHUNK;
-
-/// Largest write buffer kept once it is flushed, for the next response. 16 KiB: a few pipelined small
-/// responses fit; a file's first chunk is given back.
-const KEPT_WRITE_BUFFER: usize = 16 * 1024;
 
 /// How long a connection we are closing waits for the client to close first. 2 s.
 const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
@@ -255,7 +252,7 @@ impl<T: Transport> Connection<T> {
             (Resumption::Stream { bytes, rest }, None) => {
                 // The next chunk is asked for only once the last one is out.
                 debug_assert!(self.write_buf.is_empty());
-                self.write_buf = bytes;
+                ctx.buffers.give(std::mem::replace(&mut self.write_buf, bytes));
                 self.start_writing(ctx, exchange, rest.map_or(Next::Done, Next::Chunk))
             }
             (Resumption::Abort, _) => self.close(ctx),
@@ -541,7 +538,12 @@ impl<T: Transport> Connection<T> {
 
     /// An upload body is refused part way (too large, malformed, too slow, out of memory): the rest of it
     /// will not be read, so the connection closes after the answer.
-    fn refuse_body(&mut self, ctx: &Context, mut exchange: Box<Exchange>, err: HttpError) -> Step {
+    fn refuse_body(
+        &mut self,
+        ctx: &mut Context,
+        mut exchange: Box<Exchange>,
+        err: HttpError,
+    ) -> Step {
         exchange.persistence = Persistence::Close;
         self.respond_error(ctx, exchange, err)
     }
@@ -568,7 +570,12 @@ impl<T: Transport> Connection<T> {
     }
 
     /// Every failure is answered through here.
-    fn respond_error(&mut self, ctx: &Context, exchange: Box<Exchange>, err: HttpError) -> Step {
+    fn respond_error(
+        &mut self,
+        ctx: &mut Context,
+        exchange: Box<Exchange>,
+        err: HttpError,
+    ) -> Step {
         let response = response::error(err, None, exchange.errors);
         self.respond(ctx, exchange, response)
     }
@@ -576,7 +583,7 @@ impl<T: Transport> Connection<T> {
     /// Queues a final response; what remains of a file body streams through the workers afterwards.
     fn respond(
         &mut self,
-        ctx: &Context,
+        ctx: &mut Context,
         mut exchange: Box<Exchange>,
         mut response: Response,
     ) -> Step {
@@ -592,6 +599,9 @@ impl<T: Transport> Connection<T> {
         } else {
             0
         };
+        if self.write_buf.capacity() == 0 {
+            self.write_buf = ctx.buffers.take();
+        }
         let rest =
             response.encode(&mut self.write_buf, &ctx.date, exchange.persistence, &exchange.method);
         self.start_writing(ctx, exchange, rest.map_or(Next::Done, Next::Chunk))
@@ -644,7 +654,7 @@ impl<T: Transport> Connection<T> {
     /// that takes its client minutes must not keep that for the rest of it, so only a small buffer is kept
     /// for the next response.
     fn release_write_buf(&mut self) {
-        if self.write_buf.capacity() > KEPT_WRITE_BUFFER {
+        if self.write_buf.capacity() > MAX_KEPT_CAPACITY {
             self.write_buf = Vec::new();
         } else {
             self.write_buf.clear();
@@ -670,7 +680,7 @@ impl<T: Transport> Connection<T> {
             let (offset, len) = match file.ahead() {
                 None => return self.finish_exchange(ctx, exchange),
                 Some(Ahead::Bytes(bytes)) => {
-                    self.write_buf = bytes;
+                    ctx.buffers.give(std::mem::replace(&mut self.write_buf, bytes));
                     return self.start_writing(ctx, exchange, Next::Chunk(file));
                 }
                 Some(Ahead::Uncached) => return self.submit(ctx, exchange, Task::Warm { file }),
@@ -716,7 +726,7 @@ impl<T: Transport> Connection<T> {
         if keep_alive {
             // Idle connections hold no buffers, so tens of thousands of them stay cheap.
             self.inbox.release_if_empty();
-            self.write_buf = Vec::new();
+            ctx.buffers.give(std::mem::take(&mut self.write_buf));
             self.transition(State::Idle, ctx);
         } else if self.input_drained && self.inbox.bytes.is_empty() {
             // Nothing of the client's is unread, so closing now can't turn into a reset that destroys the

@@ -4,6 +4,7 @@
 use crate::access_log::AccessLog;
 use crate::auth::{Trusted, Users};
 use crate::budget::UploadBudget;
+use crate::buffers::BufferPool;
 use crate::cache::FileCache;
 use crate::config::Limits;
 use crate::mime::MimeTable;
@@ -65,6 +66,8 @@ pub struct Context {
     pub draining: bool,
     /// The buffer every read goes through first, zeroed once for the life of the loop.
     pub scratch: Box<[u8; READ_CHUNK]>,
+    /// Write buffers of finished responses, for the next ones.
+    pub buffers: BufferPool,
     /// Files a worker is opening for a request whose result the cache will keep, and the connections that
     /// wait for it: a thousand misses for one hot file cost one job, not a thousand.
     pub opening: HashMap<OpenKey, Vec<ConnId>>,
@@ -85,6 +88,7 @@ impl Context {
             trusted: Trusted::default(),
             draining: false,
             scratch: Box::new([0; READ_CHUNK]),
+            buffers: BufferPool::default(),
             opening: HashMap::new(),
             known_host: RefCell::new(None),
             reply,

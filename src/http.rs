@@ -529,9 +529,10 @@ fn push_field(out: &mut Vec<u8>, name: &str, value: &str) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Room reserved for a response head before it is written, so a head costs at most one allocation. 256
-/// bytes: every head this server sends fits, long download names aside.
-pub const HEAD_RESERVE: usize = 256;
+/// Room reserved for a response head before it is written, so a head costs at most one allocation. 512
+/// bytes: a file's 200 with its validators and keep-alive fields is about 330; long download names and
+/// `--header` fields may need more.
+pub const HEAD_RESERVE: usize = 512;
 
 /// Appends a response head: status line, `Date`, `Server`, the given fields, `Content-Length` (when the
 /// status allows one) and the connection fields, then the blank line.

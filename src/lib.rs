@@ -4,6 +4,7 @@ pub mod access_log;
 pub mod auth;
 pub mod body;
 mod budget;
+mod buffers;
 mod cache;
 pub mod config;
 mod connection;

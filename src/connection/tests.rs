@@ -581,7 +581,7 @@ fn a_client_that_keeps_taking_the_transports_own_output_is_not_cut_by_the_write_
 #[test]
 fn a_large_buffer_the_transport_has_taken_is_let_go_while_its_own_output_waits() {
     let mut h = Harness::new();
-    let body = vec![b'x'; 3 * KEPT_WRITE_BUFFER];
+    let body = vec![b'x'; 3 * MAX_KEPT_CAPACITY];
     let meta =
         FileMeta::sample(body.len() as u64, FileKind { media_type: "text/html", download: false });
     let now = h.ctx.now;
@@ -595,6 +595,18 @@ fn a_large_buffer_the_transport_has_taken_is_let_go_while_its_own_output_waits()
     assert_eq!(h.state(), "Idle");
     let responses = h.responses();
     assert_eq!((responses.len(), &responses[0].2), (1, &body));
+}
+
+#[test]
+fn a_finished_response_gives_its_write_buffer_to_the_next_one() {
+    let mut h = Harness::new();
+    h.send(&get("/a.html"));
+    assert_eq!(h.state(), "Idle");
+    assert_eq!(h.conn.write_buf.capacity(), 0, "an idle connection holds no write buffer");
+    assert_eq!(h.ctx.buffers.spare(), 1);
+    h.send(&get("/b.html"));
+    assert_eq!(h.ctx.buffers.spare(), 1, "the second response was written through the same buffer");
+    assert_eq!(h.statuses(), [200, 200]);
 }
 
 #[test]
