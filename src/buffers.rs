@@ -1,14 +1,15 @@
-//! Write buffers handed from one response to the next. A connection takes one when it has a response to
-//! write and gives it back when the response is out, so idle connections hold none, and a busy loop doesn't
-//! pay `malloc` and `free` for every response (a small response's buffer is past the allocator's per-thread
-//! cache, which made them a tenth of its instructions). h2o recycles its buffers the same way.
+//! Buffers handed from one request to the next. A connection takes one when input arrives or a response is
+//! to be written, and gives it back once it is empty again, so idle connections hold none, and a busy loop
+//! doesn't pay `malloc` and `free` for every request (a small response's buffer is past the allocator's
+//! per-thread cache: a fifth of a small request's instructions went there). h2o recycles its buffers the
+//! same way.
 
 /// Most spare buffers kept. 64: a loop writes to few connections at once, and 64 of the largest kept hold
 /// at most 1 MiB.
 pub const MAX_SPARE_BUFFERS: usize = 64;
 
-/// Largest buffer kept for reuse. 16 KiB: a few pipelined small responses fit; a file's 64 KiB chunk is
-/// given back to the allocator.
+/// Largest buffer kept for reuse. 16 KiB: a few pipelined small requests or responses fit; a file's 64 KiB
+/// chunk is given back to the allocator.
 pub const MAX_KEPT_CAPACITY: usize = 16 * 1024;
 
 /// The spare buffers of one event loop.

@@ -389,10 +389,17 @@ impl<T: Transport> Connection<T> {
             if !take_read(&mut self.reads_left) {
                 return Step::Yield;
             }
+            if self.inbox.bytes.capacity() == 0 {
+                // Given back below if the read brings nothing.
+                self.inbox.bytes = ctx.buffers.take();
+            }
             match transport::fill(&mut self.transport, &mut self.inbox.bytes, &mut ctx.scratch[..])
             {
                 Filled::Data { drained } => self.input_drained = drained && !self.input_ends,
-                Filled::Blocked => return Step::Wait,
+                Filled::Blocked => {
+                    self.inbox.release_if_empty(&mut ctx.buffers);
+                    return Step::Wait;
+                }
                 Filled::Eof => {
                     if !self.inbox.bytes.is_empty() {
                         debug!("{}: client closed mid-head", self.transport.peer());
@@ -725,7 +732,7 @@ impl<T: Transport> Connection<T> {
         (*exchange).log_done(self.transport.peer(), ctx);
         if keep_alive {
             // Idle connections hold no buffers, so tens of thousands of them stay cheap.
-            self.inbox.release_if_empty();
+            self.inbox.release_if_empty(&mut ctx.buffers);
             ctx.buffers.give(std::mem::take(&mut self.write_buf));
             self.transition(State::Idle, ctx);
         } else if self.input_drained && self.inbox.bytes.is_empty() {

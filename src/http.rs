@@ -1,5 +1,6 @@
 //! The HTTP/1.1 codec: request heads in, response heads out. Pure functions over bytes; no sockets, files or clocks.
 
+use crate::buffers::BufferPool;
 use crate::config::Limits;
 use crate::error::HttpError;
 use crate::status::Status;
@@ -329,10 +330,11 @@ impl Inbox {
         self.scanned = 0;
     }
 
-    /// Gives the buffer's memory back when it holds nothing, so idle connections stay small.
-    pub fn release_if_empty(&mut self) {
+    /// Gives the buffer back to `buffers` when it holds nothing, so idle connections stay small.
+    pub fn release_if_empty(&mut self, buffers: &mut BufferPool) {
         if self.bytes.is_empty() {
-            *self = Inbox::default();
+            buffers.give(std::mem::take(&mut self.bytes));
+            self.scanned = 0;
         }
     }
 }
@@ -545,8 +547,12 @@ pub fn write_head(
     persistence: Persistence,
 ) {
     out.reserve(HEAD_RESERVE);
+    let code = status.code;
+    // Status codes have three digits (RFC 9110 §15).
+    let digits =
+        [b'0' + (code / 100 % 10) as u8, b'0' + (code / 10 % 10) as u8, b'0' + (code % 10) as u8];
     out.extend_from_slice(b"HTTP/1.1 ");
-    push_decimal(out, u64::from(status.code));
+    out.extend_from_slice(&digits);
     out.push(b' ');
     out.extend_from_slice(status.reason.as_bytes());
     out.extend_from_slice(b"\r\n");

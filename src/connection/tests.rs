@@ -598,15 +598,26 @@ fn a_large_buffer_the_transport_has_taken_is_let_go_while_its_own_output_waits()
 }
 
 #[test]
-fn a_finished_response_gives_its_write_buffer_to_the_next_one() {
+fn a_finished_exchange_gives_its_buffers_to_the_next_one() {
     let mut h = Harness::new();
     h.send(&get("/a.html"));
     assert_eq!(h.state(), "Idle");
-    assert_eq!(h.conn.write_buf.capacity(), 0, "an idle connection holds no write buffer");
-    assert_eq!(h.ctx.buffers.spare(), 1);
+    assert_eq!(h.conn.inbox.bytes.capacity(), 0, "an idle connection holds no read buffer");
+    assert_eq!(h.conn.write_buf.capacity(), 0, "nor a write buffer");
+    assert_eq!(h.ctx.buffers.spare(), 2);
     h.send(&get("/b.html"));
-    assert_eq!(h.ctx.buffers.spare(), 1, "the second response was written through the same buffer");
+    assert_eq!(h.ctx.buffers.spare(), 2, "the second exchange read and wrote through the same buffers");
     assert_eq!(h.statuses(), [200, 200]);
+}
+
+#[test]
+fn a_read_that_brings_nothing_gives_its_buffer_back() {
+    let mut h = Harness::new();
+    h.ctx.buffers.give(Vec::with_capacity(64));
+    h.conn.on_ready(&mut h.ctx, Readiness::INPUT);
+    assert_eq!(h.state(), "Idle");
+    assert_eq!(h.conn.inbox.bytes.capacity(), 0, "an idle connection holds no read buffer");
+    assert_eq!(h.ctx.buffers.spare(), 1, "the buffer taken for the read is back");
 }
 
 #[test]
