@@ -19,9 +19,10 @@ use std::time::{Duration, Instant};
 /// 16 (up to 128 KiB), so one fast sender can't starve everyone else.
 const READS_PER_TURN: u32 = 16;
 
-/// Bytes of file one connection may send per turn before the loop serves the others: two `sendfile` calls
-/// of `cursor::SEND_FILE_MAX_CHUNK`. It gets another turn right after.
-const SEND_PER_TURN: usize = 2 * SEND_FILE_MAX_CHUNK;
+/// Bytes of file one connection may send per turn before the loop serves the others: one span of
+/// `cursor::SEND_FILE_MAX_CHUNK` (2 MiB, which a loopback socket takes in about two calls). It gets another
+/// turn right after.
+const SEND_PER_TURN: usize = SEND_FILE_MAX_CHUNK;
 
 /// How long a connection we are closing waits for the client to close first. 2 s.
 const LINGER_TIMEOUT: Duration = Duration::from_secs(2);

@@ -606,7 +606,11 @@ fn a_finished_exchange_gives_its_buffers_to_the_next_one() {
     assert_eq!(h.conn.write_buf.capacity(), 0, "nor a write buffer");
     assert_eq!(h.ctx.buffers.spare(), 2);
     h.send(&get("/b.html"));
-    assert_eq!(h.ctx.buffers.spare(), 2, "the second exchange read and wrote through the same buffers");
+    assert_eq!(
+        h.ctx.buffers.spare(),
+        2,
+        "the second exchange read and wrote through the same buffers"
+    );
     assert_eq!(h.statuses(), [200, 200]);
 }
 
@@ -1041,7 +1045,7 @@ fn run_turns(h: &mut Harness) -> usize {
 
 #[test]
 fn a_large_file_goes_out_from_the_page_cache_a_capped_turn_at_a_time_without_workers() {
-    let (path, bytes) = file_on_disk(3 * 1024 * 1024 + 17);
+    let (path, bytes) = file_on_disk(3 * SEND_PER_TURN + 17);
     let mut h = Harness::new();
     h.wire.borrow_mut().sends_files = true;
     h.send(&get("/big.png"));
