@@ -119,6 +119,41 @@ pub fn safe_path(target: &str) -> Result<PathBuf, HttpError> {
     if !path.starts_with('/') {
         return Err(HttpError::BadRequest);
     }
+    match plain_path(path) {
+        Some(clean) => Ok(clean),
+        None => decoded_path(path),
+    }
+}
+
+/// The path of nearly every request, in one pass: with nothing to decode (`%`), no `\` or NUL, and no
+/// segment that starts with a dot (`.`, `..`, hidden names), every check of `decoded_path` passes and
+/// cleaning only drops empty segments. `None` for every other path.
+fn plain_path(path: &str) -> Option<PathBuf> {
+    let bytes = path.as_bytes();
+    let suspect =
+        |(i, &b): (usize, &u8)| matches!(b, b'%' | b'\\' | 0) || b == b'.' && bytes[i - 1] == b'/';
+    // The first byte is the `/` checked by the caller, so every `.` looked at has a byte before it.
+    if bytes.iter().enumerate().skip(1).any(suspect) {
+        return None;
+    }
+    let mut clean = String::with_capacity(path.len() + INDEX.len());
+    for segment in path.split('/').filter(|s| !s.is_empty()) {
+        if !clean.is_empty() {
+            clean.push('/');
+        }
+        clean.push_str(segment);
+    }
+    if path.ends_with('/') {
+        if !clean.is_empty() {
+            clean.push('/');
+        }
+        clean.push_str(INDEX);
+    }
+    Some(PathBuf::from(clean))
+}
+
+/// Every path `plain_path` leaves: segment by segment, decoded and checked.
+fn decoded_path(path: &str) -> Result<PathBuf, HttpError> {
     let mut clean = PathBuf::with_capacity(path.len() + INDEX.len());
     for raw in path.split('/') {
         let segment = percent_decode(raw)?;
@@ -298,6 +333,25 @@ mod tests {
         for (target, want) in refused {
             assert_eq!(safe_path(target), Err(want), "{target}");
         }
+    }
+
+    #[test]
+    fn the_one_pass_path_agrees_with_the_checked_one_wherever_it_answers() {
+        let mut next = crate::fuzzing::noise(0x5afe);
+        let alphabet = b"/a.%2eEfF5c\\\0x";
+        let mut answered = 0;
+        for _ in 0..20_000 {
+            let len = 1 + next() % 12;
+            let mut path = String::from("/");
+            for _ in 0..len {
+                path.push(char::from(alphabet[(next() % alphabet.len() as u64) as usize]));
+            }
+            if let Some(plain) = plain_path(&path) {
+                answered += 1;
+                assert_eq!(decoded_path(&path), Ok(plain), "{path:?}");
+            }
+        }
+        assert!(answered > 1000, "the one-pass path answered only {answered} of 20,000");
     }
 
     fn policy(host: &str, bound: &str, allow: &[&str]) -> HostPolicy {
