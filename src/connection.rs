@@ -2,7 +2,6 @@
 //! carries out what `exchange` decides, and never touches the poll registry, the slab or a file.
 
 use crate::budget::UploadBody;
-use crate::buffers::MAX_KEPT_CAPACITY;
 use crate::context::Context;
 use crate::cursor::{Ahead, FileCursor, SEND_FILE_MAX_CHUNK};
 use crate::error::HttpError;
@@ -385,22 +384,14 @@ impl<T: Transport> Connection<T> {
                 self.transition(State::ReadingHead, ctx);
             }
             if self.input_drained {
-                return Step::Wait;
+                return self.wait_for_input(ctx);
             }
             if !take_read(&mut self.reads_left) {
                 return Step::Yield;
             }
-            if self.inbox.bytes.capacity() == 0 {
-                // Given back below if the read brings nothing.
-                self.inbox.bytes = ctx.buffers.take();
-            }
-            match transport::fill(&mut self.transport, &mut self.inbox.bytes, &mut ctx.scratch[..])
-            {
+            match self.fill_inbox(ctx) {
                 Filled::Data { drained } => self.input_drained = drained && !self.input_ends,
-                Filled::Blocked => {
-                    self.inbox.release_if_empty(&mut ctx.buffers);
-                    return Step::Wait;
-                }
+                Filled::Blocked => return self.wait_for_input(ctx),
                 Filled::Eof => {
                     if !self.inbox.bytes.is_empty() {
                         debug!("{}: client closed mid-head", self.transport.peer());
@@ -420,8 +411,25 @@ impl<T: Transport> Connection<T> {
         }
     }
 
+    /// One read into the inbox, through a buffer from the loop's pool when the inbox has none.
+    fn fill_inbox(&mut self, ctx: &mut Context) -> Filled {
+        if self.inbox.bytes.capacity() == 0 {
+            self.inbox.bytes = ctx.buffers.take();
+        }
+        transport::fill(&mut self.transport, &mut self.inbox.bytes, &mut ctx.scratch[..])
+    }
+
+    /// Waits for input. An empty inbox gives its buffer back first: a connection waiting holds none.
+    fn wait_for_input(&mut self, ctx: &mut Context) -> Step {
+        self.inbox.release_if_empty(&mut ctx.buffers);
+        Step::Wait
+    }
+
     /// A complete head arrived: `exchange` decides, and the decision is carried out here.
     fn start_exchange(&mut self, ctx: &mut Context, head: RequestHead) -> Step {
+        // Nothing else may follow the head: then the inbox's buffer is not held while the response is made and
+        // sent, which may take as long as a slow client takes to read it.
+        self.inbox.release_if_empty(&mut ctx.buffers);
         self.served += 1;
         let origin = Origin {
             peer: self.transport.peer(),
@@ -499,19 +507,21 @@ impl<T: Transport> Connection<T> {
                 return self.write_out(ctx);
             }
             if self.input_drained {
-                return Step::Wait;
+                return self.wait_for_input(ctx);
             }
             if !take_read(&mut self.reads_left) {
                 return Step::Yield;
             }
-            match transport::fill(&mut self.transport, &mut self.inbox.bytes, &mut ctx.scratch[..])
-            {
+            match self.fill_inbox(ctx) {
                 Filled::Data { drained } => {
                     self.input_drained = drained && !self.input_ends;
+                    let State::ReadingBody { upload, .. } = &mut self.state else {
+                        unreachable!("read_body outside ReadingBody");
+                    };
                     upload.arrived(ctx.now);
                     self.deadline = Some(upload.deadline(ctx.limits()));
                 }
-                Filled::Blocked => return Step::Wait,
+                Filled::Blocked => return self.wait_for_input(ctx),
                 Filled::Eof => {
                     info!("{}: client left mid-body; nothing stored", self.transport.peer());
                     return self.close(ctx);
@@ -638,13 +648,13 @@ impl<T: Transport> Connection<T> {
             // All of it was taken, and only the transport's own output waits (TLS records): our copy of a
             // large chunk is not needed while a slow client takes them.
             Drained::Blocked if self.written == self.write_buf.len() => {
-                self.release_write_buf();
+                self.release_write_buf(ctx);
                 return Step::Wait;
             }
             Drained::Blocked => return Step::Wait,
             Drained::Failed(e) => return self.fail(ctx, e),
         }
-        self.release_write_buf();
+        self.release_write_buf(ctx);
         let State::Writing { exchange, next } = self.take_state() else {
             unreachable!("checked on entry")
         };
@@ -658,15 +668,10 @@ impl<T: Transport> Connection<T> {
         }
     }
 
-    /// Empties `write_buf` once all of it is out. A file's first chunk makes the buffer 64 KiB; a download
-    /// that takes its client minutes must not keep that for the rest of it, so only a small buffer is kept
-    /// for the next response.
-    fn release_write_buf(&mut self) {
-        if self.write_buf.capacity() > MAX_KEPT_CAPACITY {
-            self.write_buf = Vec::new();
-        } else {
-            self.write_buf.clear();
-        }
+    /// Gives `write_buf` back to the pool once all of it is out (the pool lets a file's 64 KiB chunk go): a
+    /// download that takes its client minutes holds no buffer for the rest of it.
+    fn release_write_buf(&mut self, ctx: &mut Context) {
+        ctx.buffers.give(std::mem::take(&mut self.write_buf));
         self.written = 0;
     }
 
@@ -710,6 +715,7 @@ impl<T: Transport> Connection<T> {
                     self.deadline = Some(ctx.now + ctx.limits().write_timeout);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    file.pause();
                     self.keep_writing(exchange, file);
                     return Step::Wait;
                 }
@@ -734,7 +740,6 @@ impl<T: Transport> Connection<T> {
         if keep_alive {
             // Idle connections hold no buffers, so tens of thousands of them stay cheap.
             self.inbox.release_if_empty(&mut ctx.buffers);
-            ctx.buffers.give(std::mem::take(&mut self.write_buf));
             self.transition(State::Idle, ctx);
         } else if self.input_drained && self.inbox.bytes.is_empty() {
             // Nothing of the client's is unread, so closing now can't turn into a reset that destroys the

@@ -66,7 +66,7 @@ pub struct Context {
     pub draining: bool,
     /// The buffer every read goes through first, zeroed once for the life of the loop.
     pub scratch: Box<[u8; READ_CHUNK]>,
-    /// Write buffers of finished responses, for the next ones.
+    /// Read and write buffers connections gave back, for the next requests.
     pub buffers: BufferPool,
     /// Files a worker is opening for a request whose result the cache will keep, and the connections that
     /// wait for it: a thousand misses for one hot file cost one job, not a thousand.

@@ -3,7 +3,7 @@
 //! The loop sends file spans straight from the page cache with `sendfile`. Before a span it asks the page
 //! cache, without blocking, whether the span is there (`preadv2` with `RWF_NOWAIT`); a span that is not is
 //! read in by a worker first (`warm`), so the loop never waits on the disk. A span found there, or warmed, is
-//! sent without asking again, however many calls it takes. Reading spans into memory on a
+//! sent without asking again for as long as the client keeps taking it. Reading spans into memory on a
 //! worker (`read_chunk`) is the fallback for a transport that can't send a file and a filesystem that can't
 //! answer. The blocking halves here run only on workers.
 
@@ -41,7 +41,7 @@ pub struct FileCursor {
     file: HeldFile,
     segments: VecDeque<Segment>,
     /// The bytes of the file last found in the page cache, or just read in by a worker: sent without asking
-    /// again.
+    /// again until the client pauses.
     cached: Range<u64>,
     /// Every span goes through a worker's memory: the transport can't send a file, or the filesystem can't
     /// say what it has cached.
@@ -105,6 +105,12 @@ impl FileCursor {
                 Ahead::Copied
             }
         })
+    }
+
+    /// The client stopped taking bytes, maybe for minutes: what the page cache held may be gone by the time it
+    /// takes more, so the next span is probed again.
+    pub fn pause(&mut self) {
+        self.cached = 0..0;
     }
 
     /// The file, to send from.
@@ -346,6 +352,23 @@ mod tests {
         let next = 10 + SEND_FILE_MAX_CHUNK as u64;
         assert_eq!(cursor.ahead(), Some(Ahead::Cached { offset: next, len: 990 }));
         cursor.sent(990);
+        assert_eq!(cursor.ahead(), None);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_pause_forgets_what_the_page_cache_held() {
+        let dir = temp_dir();
+        let file = held_file(&dir, vec![b'x'; 3 * 4096]);
+        let mut cursor =
+            FileCursor::new(file, [Segment::File { offset: 0, len: 3 * 4096 }]).unwrap();
+        assert_eq!(cursor.ahead(), Some(Ahead::Cached { offset: 0, len: 3 * 4096 }));
+        cursor.sent(4096);
+        cursor.pause();
+        assert_eq!(cursor.cached, 0..0, "the next span is probed again");
+        assert_eq!(cursor.ahead(), Some(Ahead::Cached { offset: 4096, len: 2 * 4096 }));
+        assert_eq!(cursor.cached, 4096..3 * 4096);
+        cursor.sent(2 * 4096);
         assert_eq!(cursor.ahead(), None);
         fs::remove_dir_all(dir).unwrap();
     }

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::budget::WINDOW_BYTES;
+use crate::buffers::MAX_KEPT_CAPACITY;
 use crate::config::Limits;
 use crate::context::tests::test_context;
 use crate::fuzzing::noise;
@@ -598,18 +599,19 @@ fn a_large_buffer_the_transport_has_taken_is_let_go_while_its_own_output_waits()
 }
 
 #[test]
-fn a_finished_exchange_gives_its_buffers_to_the_next_one() {
+fn a_finished_exchange_gives_its_buffer_to_the_next_one() {
     let mut h = Harness::new();
     h.send(&get("/a.html"));
     assert_eq!(h.state(), "Idle");
     assert_eq!(h.conn.inbox.bytes.capacity(), 0, "an idle connection holds no read buffer");
     assert_eq!(h.conn.write_buf.capacity(), 0, "nor a write buffer");
-    assert_eq!(h.ctx.buffers.spare(), 2);
+    // The head's buffer went back once the head was taken, and the response was written through it.
+    assert_eq!(h.ctx.buffers.spare(), 1);
     h.send(&get("/b.html"));
     assert_eq!(
         h.ctx.buffers.spare(),
-        2,
-        "the second exchange read and wrote through the same buffers"
+        1,
+        "the second exchange read and wrote through the same buffer"
     );
     assert_eq!(h.statuses(), [200, 200]);
 }
@@ -622,6 +624,27 @@ fn a_read_that_brings_nothing_gives_its_buffer_back() {
     assert_eq!(h.state(), "Idle");
     assert_eq!(h.conn.inbox.bytes.capacity(), 0, "an idle connection holds no read buffer");
     assert_eq!(h.ctx.buffers.spare(), 1, "the buffer taken for the read is back");
+}
+
+#[test]
+fn blank_lines_between_requests_leave_no_buffer_held() {
+    let mut h = Harness::new();
+    h.wire.borrow_mut().drains = true;
+    h.ctx.buffers.give(Vec::with_capacity(64));
+    h.send(b"\r\n\r\n");
+    assert_eq!(h.state(), "Idle");
+    assert_eq!(h.conn.inbox.bytes.capacity(), 0, "an idle connection holds no read buffer");
+    assert_eq!(h.ctx.buffers.spare(), 1);
+}
+
+#[test]
+fn a_request_being_answered_holds_no_read_buffer() {
+    let mut h = Harness::new();
+    h.ctx.buffers.give(Vec::with_capacity(4096));
+    h.send(&get("/elsewhere.html"));
+    assert!(matches!(h.job(), Task::Open { .. }));
+    assert_eq!(h.state(), "AwaitingWorker");
+    assert_eq!(h.conn.inbox.bytes.capacity(), 0, "the head is taken and nothing follows it");
 }
 
 #[test]
@@ -1041,6 +1064,26 @@ fn run_turns(h: &mut Harness) -> usize {
         turns += 1;
     }
     turns
+}
+
+#[test]
+fn a_download_its_client_is_slow_to_take_holds_no_buffer() {
+    let (path, _) = file_on_disk(256 * 1024);
+    let mut h = Harness::new();
+    h.ctx.buffers.give(Vec::with_capacity(MAX_KEPT_CAPACITY));
+    h.wire.borrow_mut().sends_files = true;
+    h.wire.borrow_mut().room = Some(64 * 1024 + 1000);
+    h.send(&get("/big.png"));
+    let Ok(Output::Opened(mut opened)) = opened_from_disk(&h, &path) else {
+        panic!("an opened file")
+    };
+    opened.first.clear();
+    h.complete(Ok(Output::Opened(opened)));
+    assert_eq!(h.state(), "Writing", "the client takes no more for now");
+    assert_eq!(h.conn.write_buf.capacity(), 0, "the head is out, and sendfile needs no buffer");
+    assert_eq!(h.conn.inbox.bytes.capacity(), 0);
+    assert_eq!(h.ctx.buffers.spare(), 1, "the buffer the head went through is back");
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
 }
 
 #[test]
