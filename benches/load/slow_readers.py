@@ -27,8 +27,10 @@ def main(port, n, rate, secs):
         began = time.monotonic()
         for c in conns:
             got, data = 0, b"x"
-            while got < per_step:
-                data = c[0].recv(min(65536, per_step - got))
+            # Never ask past the end of the file: the server then waits for the next request, and a recv for
+            # more would wait forever. (The head's bytes count too, so the last few hundred go unread.)
+            while got < per_step and c[1] + got < FILE_LEN:
+                data = c[0].recv(min(65536, per_step - got, FILE_LEN - c[1] - got))
                 if not data:
                     break
                 got += len(data)
