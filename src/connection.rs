@@ -645,13 +645,17 @@ impl<T: Transport> Connection<T> {
         }
         match drained {
             Drained::All => {}
-            // All of it was taken, and only the transport's own output waits (TLS records): our copy of a
-            // large chunk is not needed while a slow client takes them.
-            Drained::Blocked if self.written == self.write_buf.len() => {
-                self.release_write_buf(ctx);
+            Drained::Blocked => {
+                if let State::Writing { next: Next::Chunk(file), .. } = &mut self.state {
+                    file.pause();
+                }
+                // All of it was taken, and only the transport's own output waits (TLS records): our copy of a
+                // large chunk is not needed while a slow client takes them.
+                if self.written == self.write_buf.len() {
+                    self.release_write_buf(ctx);
+                }
                 return Step::Wait;
             }
-            Drained::Blocked => return Step::Wait,
             Drained::Failed(e) => return self.fail(ctx, e),
         }
         self.release_write_buf(ctx);
@@ -740,6 +744,7 @@ impl<T: Transport> Connection<T> {
         if keep_alive {
             // Idle connections hold no buffers, so tens of thousands of them stay cheap.
             self.inbox.release_if_empty(&mut ctx.buffers);
+            ctx.buffers.give(std::mem::take(&mut self.write_buf));
             self.transition(State::Idle, ctx);
         } else if self.input_drained && self.inbox.bytes.is_empty() {
             // Nothing of the client's is unread, so closing now can't turn into a reset that destroys the

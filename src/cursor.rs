@@ -107,8 +107,8 @@ impl FileCursor {
         })
     }
 
-    /// The client stopped taking bytes, maybe for minutes: what the page cache held may be gone by the time it
-    /// takes more, so the next span is probed again.
+    /// The client stopped taking bytes (the body's or a multipart boundary's), maybe for minutes: what the page
+    /// cache held may be gone by the time it takes more, so the next span is probed again.
     pub fn pause(&mut self) {
         self.cached = 0..0;
     }
