@@ -252,7 +252,7 @@ impl<T: Transport> Connection<T> {
             (Resumption::Stream { bytes, rest }, None) => {
                 // The next chunk is asked for only once the last one is out.
                 debug_assert!(self.write_buf.is_empty());
-                ctx.buffers.give(std::mem::replace(&mut self.write_buf, bytes));
+                self.write_buf = bytes;
                 self.start_writing(ctx, exchange, rest.map_or(Next::Done, Next::Chunk))
             }
             (Resumption::Abort, _) => self.close(ctx),
@@ -389,7 +389,7 @@ impl<T: Transport> Connection<T> {
             if !take_read(&mut self.reads_left) {
                 return Step::Yield;
             }
-            match self.fill_inbox(ctx) {
+            match fill_inbox(&mut self.transport, &mut self.inbox, ctx) {
                 Filled::Data { drained } => self.input_drained = drained && !self.input_ends,
                 Filled::Blocked => return self.wait_for_input(ctx),
                 Filled::Eof => {
@@ -409,14 +409,6 @@ impl<T: Transport> Connection<T> {
                 Filled::Failed(e) => return self.fail(ctx, e),
             }
         }
-    }
-
-    /// One read into the inbox, through a buffer from the loop's pool when the inbox has none.
-    fn fill_inbox(&mut self, ctx: &mut Context) -> Filled {
-        if self.inbox.bytes.capacity() == 0 {
-            self.inbox.bytes = ctx.buffers.take();
-        }
-        transport::fill(&mut self.transport, &mut self.inbox.bytes, &mut ctx.scratch[..])
     }
 
     /// Waits for input. An empty inbox gives its buffer back first: a connection waiting holds none.
@@ -512,12 +504,9 @@ impl<T: Transport> Connection<T> {
             if !take_read(&mut self.reads_left) {
                 return Step::Yield;
             }
-            match self.fill_inbox(ctx) {
+            match fill_inbox(&mut self.transport, &mut self.inbox, ctx) {
                 Filled::Data { drained } => {
                     self.input_drained = drained && !self.input_ends;
-                    let State::ReadingBody { upload, .. } = &mut self.state else {
-                        unreachable!("read_body outside ReadingBody");
-                    };
                     upload.arrived(ctx.now);
                     self.deadline = Some(upload.deadline(ctx.limits()));
                 }
@@ -697,7 +686,7 @@ impl<T: Transport> Connection<T> {
             let (offset, len) = match file.ahead() {
                 None => return self.finish_exchange(ctx, exchange),
                 Some(Ahead::Bytes(bytes)) => {
-                    ctx.buffers.give(std::mem::replace(&mut self.write_buf, bytes));
+                    self.write_buf = bytes;
                     return self.start_writing(ctx, exchange, Next::Chunk(file));
                 }
                 Some(Ahead::Uncached) => return self.submit(ctx, exchange, Task::Warm { file }),
@@ -794,6 +783,14 @@ impl<T: Transport> Connection<T> {
         self.transition(State::Closed, ctx);
         Step::Wait
     }
+}
+
+/// One read into `inbox`, through a buffer from the loop's pool when it has none.
+fn fill_inbox(transport: &mut impl Transport, inbox: &mut Inbox, ctx: &mut Context) -> Filled {
+    if inbox.bytes.capacity() == 0 {
+        inbox.bytes = ctx.buffers.take();
+    }
+    transport::fill(transport, &mut inbox.bytes, &mut ctx.scratch[..])
 }
 
 /// Spends one read of the turn; false when none are left.
