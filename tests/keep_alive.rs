@@ -158,7 +158,8 @@ fn http10_with_connection_keep_alive_keeps_the_connection() {
 fn an_idle_connection_is_closed_silently_after_the_idle_timeout() {
     let server = TestServer::start(&["--idle-timeout", "0.3"]);
     let mut stream = server.connect();
-    // read_to_eof fails the test if nothing happens within the 5 s socket timeout.
+    // The kernel hands a silent client to accept only after TCP_DEFER_ACCEPT's second. read_to_eof fails the
+    // test if nothing happens within the 5 s socket timeout.
     assert_eq!(read_to_eof(&mut stream), b"", "an idle close must send no bytes");
 }
 
