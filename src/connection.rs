@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 const READS_PER_TURN: u32 = 16;
 
 /// Bytes of file one connection may send per turn before the loop serves the others: one span of
-/// `cursor::SEND_FILE_MAX_CHUNK` (2 MiB, which a loopback socket takes in about two calls). It gets another
+/// `cursor::SEND_FILE_MAX_CHUNK` (2 MiB, which a loopback socket takes in a few calls). It gets another
 /// turn right after.
 const SEND_PER_TURN: usize = SEND_FILE_MAX_CHUNK;
 

@@ -19,8 +19,9 @@ use std::os::unix::fs::FileExt;
 
 /// Most bytes of a file one `sendfile` call sends, and the span probed in the page cache before it. 2 MiB,
 /// nginx's `sendfile_max_chunk` default: one fast reader can't hold the loop for long, and a worker reading a
-/// missing span in reads no more than this at once. (512 KiB took 26 calls and 52 probes per 10 MiB
-/// download, where nginx makes 11 calls; a socket takes about 1 MB per call on loopback.)
+/// missing span in reads no more than this at once. (At 512 KiB a 10 MiB download took 26 calls and 52
+/// probes; at 2 MiB it takes about 15 of each on loopback, where a call ends once the client falls behind by
+/// `transport::UNSENT_LOWAT`.)
 pub const SEND_FILE_MAX_CHUNK: usize = 2 * 1024 * 1024;
 
 /// Bytes a worker reads per call while warming a span. 64 KiB.

@@ -1,6 +1,6 @@
 //! A standalone HTTP/1.1 server on a single mio event loop, with a worker pool for blocking file work.
 
-// One system call has no safe binding (`server::defer_accept`); everything else is safe code.
+// Two socket options have no safe binding (`transport::sockopt`); everything else is safe code.
 #![deny(unsafe_code)]
 
 pub mod access_log;

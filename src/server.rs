@@ -11,6 +11,7 @@ use crate::response;
 use crate::routes::{HostPolicy, ToHttps};
 use crate::storage::{UploadDir, UploadStore};
 use crate::tls::Acceptor;
+use crate::transport::sockopt::{self, TcpOption};
 use crate::transport::{self, Plain, Stream, Tls};
 use crate::worker::{self, Completion, ConnId, Reply, WorkerConfig, WorkerPool};
 use log::{debug, error, info, warn};
@@ -20,7 +21,6 @@ use slab::Slab;
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
@@ -517,33 +517,11 @@ fn listen(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
     sys::sockopt::set_socket_reuseaddr(&socket, true)?;
     sys::bind(&socket, &addr)?;
     // Only an optimisation: a kernel without it accepts as usual.
-    if let Err(e) = defer_accept(&socket, DEFER_ACCEPT_SECS) {
+    if let Err(e) = sockopt::set(&socket, TcpOption::DeferAccept, DEFER_ACCEPT_SECS) {
         warn!("{addr}: cannot set TCP_DEFER_ACCEPT: {e}");
     }
     sys::listen(&socket, i32::try_from(backlog).unwrap_or(i32::MAX))?;
     Ok(TcpListener::from_std(std::net::TcpListener::from(socket)))
-}
-
-/// Sets `TCP_DEFER_ACCEPT` (tcp(7)) on a listening socket. Neither rustix nor stable std offers it, so this
-/// is the crate's one `unsafe` call.
-#[allow(unsafe_code)]
-fn defer_accept(socket: &impl AsFd, secs: libc::c_int) -> io::Result<()> {
-    // SAFETY: the descriptor stays open while borrowed, and the option value is a live `c_int` of the length
-    // passed, which is what the kernel reads for this option.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_fd().as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_DEFER_ACCEPT,
-            (&raw const secs).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
 }
 
 /// The configured fields as the `'static` text responses borrow: set once, kept for the life of the process.
@@ -566,22 +544,9 @@ mod tests {
 
     /// Read back from the kernel, which keeps it as a count of SYN-ACK retransmissions and answers in seconds.
     #[test]
-    #[allow(unsafe_code)]
     fn the_listener_defers_accept_until_a_request_arrives() {
         let listener = listen(SocketAddr::from(([127, 0, 0, 1], 0)), 16).unwrap();
-        let mut value: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: the listener is open, and value and len are live and sized for the option.
-        let rc = unsafe {
-            libc::getsockopt(
-                listener.as_raw_fd(),
-                libc::IPPROTO_TCP,
-                libc::TCP_DEFER_ACCEPT,
-                (&raw mut value).cast(),
-                &raw mut len,
-            )
-        };
-        assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+        let value = sockopt::get(&listener, TcpOption::DeferAccept).unwrap();
         assert!(value >= DEFER_ACCEPT_SECS, "TCP_DEFER_ACCEPT is {value}");
     }
 }

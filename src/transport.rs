@@ -31,10 +31,13 @@ macro_rules! source_via_socket {
     };
 }
 
+pub mod sockopt;
 mod tls;
 
+use sockopt::TcpOption;
 pub use tls::{is_plain_http, Tls};
 
+use log::debug;
 use mio::net::TcpStream;
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -42,6 +45,14 @@ use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr};
 
 /// Bytes asked of the transport per read. 8 KiB: a typical head fits in one read.
 pub const READ_CHUNK: usize = 8 * 1024;
+
+/// Most bytes of a file a connection queues in the kernel beyond what the network takes now
+/// (`TCP_NOTSENT_LOWAT`), set at its first `sendfile`. 32 KiB. Without it `sendfile` fills the whole send
+/// buffer, and the bytes queued there go out later from whichever thread takes in the client's ACKs; on
+/// loopback that is the client's own, so it pays for our transmissions. Kept this short, they go out in our
+/// `sendfile` calls: in alternating 10 MiB download runs against wrk, 1.6x the MB/s and less server CPU
+/// per byte (a limit of 128 KiB gave a little more MB/s for half again the CPU).
+const UNSENT_LOWAT: libc::c_int = 32 * 1024;
 
 /// The byte stream under a connection. Every call is nonblocking: `WouldBlock` means "wait for readiness".
 pub trait Transport {
@@ -158,6 +169,9 @@ pub struct Plain {
     socket: TcpStream,
     peer: SocketAddr,
     local_ip: IpAddr,
+    /// `UNSENT_LOWAT` is set: once, at the first file sent, so a connection that never sends one pays
+    /// no system call for it.
+    paced: bool,
 }
 
 /// Readies a freshly accepted socket for either transport, and tells the address it was reached on: the
@@ -174,7 +188,7 @@ pub fn prepare(socket: &TcpStream, listening_on: IpAddr) -> IpAddr {
 impl Plain {
     /// Wraps a freshly accepted socket (`prepare`d) that the client reached on `local_ip`.
     pub fn new(socket: TcpStream, peer: SocketAddr, local_ip: IpAddr) -> Plain {
-        Plain { socket, peer, local_ip }
+        Plain { socket, peer, local_ip, paced: false }
     }
 
     fn socket_mut(&mut self) -> &mut TcpStream {
@@ -225,6 +239,13 @@ impl Transport for Plain {
     }
 
     fn send_file(&mut self, file: &File, offset: u64, len: usize) -> io::Result<usize> {
+        if !self.paced {
+            self.paced = true;
+            // Only a matter of speed: without it, the file goes out all the same.
+            if let Err(e) = sockopt::set(&self.socket, TcpOption::NotSentLowat, UNSENT_LOWAT) {
+                debug!("{}: cannot set TCP_NOTSENT_LOWAT: {e}", self.peer);
+            }
+        }
         let mut offset = offset;
         Ok(rustix::fs::sendfile(&self.socket, file, Some(&mut offset), len)?)
     }
@@ -316,3 +337,32 @@ impl Transport for Stream {
 }
 
 source_via_socket!(Stream);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Seek;
+
+    #[test]
+    fn the_first_file_sent_limits_what_the_socket_queues_unsent() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (socket, peer) = listener.accept().unwrap();
+        socket.set_nonblocking(true).unwrap();
+        let mut plain = Plain::new(TcpStream::from_std(socket), peer, peer.ip());
+        assert_ne!(sockopt::get(&plain.socket, TcpOption::NotSentLowat).unwrap(), UNSENT_LOWAT);
+
+        let mut file = tempfile();
+        file.write_all(b"twelve bytes").unwrap();
+        file.rewind().unwrap();
+        assert_eq!(plain.send_file(&file, 0, 12).unwrap(), 12);
+        assert_eq!(sockopt::get(&plain.socket, TcpOption::NotSentLowat).unwrap(), UNSENT_LOWAT);
+    }
+
+    fn tempfile() -> File {
+        let path = std::env::temp_dir().join(format!("transport-{}", uuid::Uuid::new_v4()));
+        let file = File::options().read(true).write(true).create_new(true).open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        file
+    }
+}
