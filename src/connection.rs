@@ -635,9 +635,6 @@ impl<T: Transport> Connection<T> {
         match drained {
             Drained::All => {}
             Drained::Blocked => {
-                if let State::Writing { next: Next::Chunk(file), .. } = &mut self.state {
-                    file.pause();
-                }
                 // All of it was taken, and only the transport's own output waits (TLS records): our copy of a
                 // large chunk is not needed while a slow client takes them.
                 if self.written == self.write_buf.len() {
@@ -683,7 +680,7 @@ impl<T: Transport> Connection<T> {
                 self.keep_writing(exchange, file);
                 return Step::Yield;
             }
-            let (offset, len) = match file.ahead() {
+            let (offset, len) = match file.ahead(ctx.now) {
                 None => return self.finish_exchange(ctx, exchange),
                 Some(Ahead::Bytes(bytes)) => {
                     self.write_buf = bytes;
@@ -708,7 +705,6 @@ impl<T: Transport> Connection<T> {
                     self.deadline = Some(ctx.now + ctx.limits().write_timeout);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    file.pause();
                     self.keep_writing(exchange, file);
                     return Step::Wait;
                 }

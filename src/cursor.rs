@@ -3,7 +3,7 @@
 //! The loop sends file spans straight from the page cache with `sendfile`. Before a span it asks the page
 //! cache, without blocking, whether the span is there (`preadv2` with `RWF_NOWAIT`); a span that is not is
 //! read in by a worker first (`warm`), so the loop never waits on the disk. A span found there, or warmed, is
-//! sent without asking again for as long as the client keeps taking it. Reading spans into memory on a
+//! sent without asking again for up to `PROBE_TRUST`. Reading spans into memory on a
 //! worker (`read_chunk`) is the fallback for a transport that can't send a file and a filesystem that can't
 //! answer. The blocking halves here run only on workers.
 
@@ -16,13 +16,20 @@ use std::fs::File;
 use std::io::{self, IoSliceMut};
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
+use std::time::{Duration, Instant};
 
 /// Most bytes of a file one `sendfile` call sends, and the span probed in the page cache before it. 2 MiB,
 /// nginx's `sendfile_max_chunk` default: one fast reader can't hold the loop for long, and a worker reading a
 /// missing span in reads no more than this at once. (At 512 KiB a 10 MiB download took 26 calls and 52
-/// probes; at 2 MiB it takes about 15 of each on loopback, where a call ends once the client falls behind by
-/// `transport::UNSENT_LOWAT`.)
+/// probes. With `transport::UNSENT_LOWAT` a call also ends once the client falls behind, so the number of
+/// calls depends on the client: about 15 for wrk on loopback, 40 for curl.)
 pub const SEND_FILE_MAX_CHUNK: usize = 2 * 1024 * 1024;
+
+/// How long the page cache's answer about a span (or a worker's warming of it) is trusted: the rest of the
+/// span goes out without asking again until then. 1 s: a client that keeps up takes a 2 MiB span well within
+/// it, however many `sendfile` calls and waits for writability that takes, while one that stalls longer has
+/// its next bytes asked about afresh, since the pages may have gone meanwhile.
+const PROBE_TRUST: Duration = Duration::from_secs(1);
 
 /// Bytes a worker reads per call while warming a span. 64 KiB.
 const WARM_READ_BYTES: usize = 64 * 1024;
@@ -42,8 +49,9 @@ pub struct FileCursor {
     file: HeldFile,
     segments: VecDeque<Segment>,
     /// The bytes of the file last found in the page cache, or just read in by a worker: sent without asking
-    /// again until the client pauses.
+    /// again until `trusted_until`.
     cached: Range<u64>,
+    trusted_until: Option<Instant>,
     /// Every span goes through a worker's memory: the transport can't send a file, or the filesystem can't
     /// say what it has cached.
     copied: bool,
@@ -71,12 +79,18 @@ impl FileCursor {
                 !matches!(s, Segment::File { len: 0, .. }) && *s != Segment::Bytes(Vec::new())
             })
             .collect();
-        (!segments.is_empty()).then_some(FileCursor { file, segments, cached: 0..0, copied: false })
+        (!segments.is_empty()).then_some(FileCursor {
+            file,
+            segments,
+            cached: 0..0,
+            trusted_until: None,
+            copied: false,
+        })
     }
 
     /// What goes out next; `None` once the body is complete. Made bytes are taken off the cursor; a file span
     /// stays on it until `sent` says how much of it went.
-    pub fn ahead(&mut self) -> Option<Ahead> {
+    pub fn ahead(&mut self, now: Instant) -> Option<Ahead> {
         let front = self.segments.front_mut()?;
         let (offset, len) = match front {
             Segment::Bytes(bytes) => {
@@ -91,13 +105,14 @@ impl FileCursor {
         if self.copied {
             return Some(Ahead::Copied);
         }
-        if self.cached.contains(&offset) {
+        if self.cached.contains(&offset) && self.trusted_until.is_some_and(|until| now < until) {
             let len = len.min((self.cached.end - offset) as usize);
             return Some(Ahead::Cached { offset, len });
         }
         Some(match is_cached(self.file.file(), offset, len) {
             Some(true) => {
                 self.cached = offset..offset + len as u64;
+                self.trusted_until = Some(now + PROBE_TRUST);
                 Ahead::Cached { offset, len }
             }
             Some(false) => Ahead::Uncached,
@@ -106,12 +121,6 @@ impl FileCursor {
                 Ahead::Copied
             }
         })
-    }
-
-    /// The client stopped taking bytes (the body's or a multipart boundary's), maybe for minutes: what the page
-    /// cache held may be gone by the time it takes more, so the next span is probed again.
-    pub fn pause(&mut self) {
-        self.cached = 0..0;
     }
 
     /// The file, to send from.
@@ -158,6 +167,7 @@ impl FileCursor {
                 }
             }
             self.cached = offset..end;
+            self.trusted_until = Some(Instant::now() + PROBE_TRUST);
         }
         Ok(self)
     }
@@ -343,34 +353,40 @@ mod tests {
         let segments =
             [Segment::Bytes(b"--b".to_vec()), Segment::File { offset: 10, len: len as u64 - 10 }];
         let mut cursor = FileCursor::new(file, segments).unwrap();
-        assert_eq!(cursor.ahead(), Some(Ahead::Bytes(b"--b".to_vec())));
-        assert_eq!(cursor.ahead(), Some(Ahead::Cached { offset: 10, len: SEND_FILE_MAX_CHUNK }));
+        let now = Instant::now();
+        assert_eq!(cursor.ahead(now), Some(Ahead::Bytes(b"--b".to_vec())));
+        assert_eq!(cursor.ahead(now), Some(Ahead::Cached { offset: 10, len: SEND_FILE_MAX_CHUNK }));
         cursor.sent(100);
         // The rest of the span found cached goes without another probe; the next span is probed.
         let rest_of_span = SEND_FILE_MAX_CHUNK - 100;
-        assert_eq!(cursor.ahead(), Some(Ahead::Cached { offset: 110, len: rest_of_span }));
+        assert_eq!(cursor.ahead(now), Some(Ahead::Cached { offset: 110, len: rest_of_span }));
         cursor.sent(rest_of_span);
         let next = 10 + SEND_FILE_MAX_CHUNK as u64;
-        assert_eq!(cursor.ahead(), Some(Ahead::Cached { offset: next, len: 990 }));
+        assert_eq!(cursor.ahead(now), Some(Ahead::Cached { offset: next, len: 990 }));
+        assert_eq!(cursor.cached, next..next + 990);
         cursor.sent(990);
-        assert_eq!(cursor.ahead(), None);
+        assert_eq!(cursor.ahead(now), None);
         fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
-    fn a_pause_forgets_what_the_page_cache_held() {
+    fn the_page_caches_answer_is_trusted_for_a_while_then_asked_again() {
         let dir = temp_dir();
         let file = held_file(&dir, vec![b'x'; 3 * 4096]);
         let mut cursor =
             FileCursor::new(file, [Segment::File { offset: 0, len: 3 * 4096 }]).unwrap();
-        assert_eq!(cursor.ahead(), Some(Ahead::Cached { offset: 0, len: 3 * 4096 }));
+        let start = Instant::now();
+        assert_eq!(cursor.ahead(start), Some(Ahead::Cached { offset: 0, len: 3 * 4096 }));
         cursor.sent(4096);
-        cursor.pause();
-        assert_eq!(cursor.cached, 0..0, "the next span is probed again");
-        assert_eq!(cursor.ahead(), Some(Ahead::Cached { offset: 4096, len: 2 * 4096 }));
-        assert_eq!(cursor.cached, 4096..3 * 4096);
-        cursor.sent(2 * 4096);
-        assert_eq!(cursor.ahead(), None);
+        let within = start + PROBE_TRUST / 2;
+        assert_eq!(cursor.ahead(within), Some(Ahead::Cached { offset: 4096, len: 2 * 4096 }));
+        assert_eq!(cursor.cached, 0..3 * 4096, "not asked again");
+        cursor.sent(4096);
+        let past = start + PROBE_TRUST;
+        assert_eq!(cursor.ahead(past), Some(Ahead::Cached { offset: 2 * 4096, len: 4096 }));
+        assert_eq!(cursor.cached, 2 * 4096..3 * 4096, "asked again");
+        cursor.sent(4096);
+        assert_eq!(cursor.ahead(past), None);
         fs::remove_dir_all(dir).unwrap();
     }
 
@@ -389,10 +405,11 @@ mod tests {
             [Segment::File { offset: 0, len: 3 * 4096 }],
         )
         .unwrap();
-        match cursor.ahead() {
+        match cursor.ahead(Instant::now()) {
             Some(Ahead::Uncached) => {
                 let mut warmed = cursor.warm().unwrap();
-                assert_eq!(warmed.ahead(), Some(Ahead::Cached { offset: 0, len: 3 * 4096 }));
+                let now = Instant::now();
+                assert_eq!(warmed.ahead(now), Some(Ahead::Cached { offset: 0, len: 3 * 4096 }));
             }
             other => assert_eq!(other, Some(Ahead::Cached { offset: 0, len: 3 * 4096 })),
         }
@@ -414,7 +431,7 @@ mod tests {
         let file = held_file(&dir, b"0123");
         let mut cursor = FileCursor::new(file, [Segment::File { offset: 0, len: 4 }]).unwrap();
         cursor.copy_from_now_on();
-        assert_eq!(cursor.ahead(), Some(Ahead::Copied));
+        assert_eq!(cursor.ahead(Instant::now()), Some(Ahead::Copied));
         let (bytes, rest) = cursor.read_chunk(64).unwrap();
         assert_eq!((bytes.as_slice(), rest.is_none()), (&b"0123"[..], true));
         fs::remove_dir_all(dir).unwrap();

@@ -1,6 +1,8 @@
 //! `http-server`: parses the command line, installs the event log, binds, and runs the loop until SIGTERM
 //! or SIGINT.
 
+#![deny(unsafe_code)]
+
 mod cli;
 
 use cli::Args;

@@ -43,8 +43,8 @@ const EVENTS_CAPACITY: usize = 1024;
 /// How long the kernel holds a new connection whose client has sent nothing, before handing it to `accept`
 /// anyway (`TCP_DEFER_ACCEPT`, which h2o sets and nginx's `deferred` asks for). 1 s. Meanwhile the loop
 /// wakes once per connection, when its request is there, instead of once for the handshake and again for
-/// the request: a fifth of a short connection's server time. A silent client is accepted after it, and meets
-/// the header timeout as before.
+/// the request: a fifth of a short connection's server time. A silent client is accepted once it answers the
+/// SYN-ACK the kernel sends again after it, and then meets the idle timeout.
 const DEFER_ACCEPT_SECS: libc::c_int = 1;
 
 /// Why the server could not start.
@@ -366,10 +366,13 @@ impl Server {
                 self.refused += 1;
                 self.report_refusals();
                 // A TLS client can't read a 503 in the clear, and a handshake would cost what the limit
-                // saves: it is just closed.
-                if self.tls.is_none() || to_https {
-                    Plain::refuse(socket, &response::over_capacity(&self.ctx.date));
-                }
+                // saves: it gets no reply, only a close (a FIN, since its ClientHello is read first).
+                let reply = if self.tls.is_none() || to_https {
+                    response::over_capacity(&self.ctx.date)
+                } else {
+                    Vec::new()
+                };
+                Plain::refuse(socket, &reply);
                 continue;
             }
             self.register(socket, peer, to_https);
@@ -548,5 +551,18 @@ mod tests {
         let listener = listen(SocketAddr::from(([127, 0, 0, 1], 0)), 16).unwrap();
         let value = sockopt::get(&listener, TcpOption::DeferAccept).unwrap();
         assert!(value >= DEFER_ACCEPT_SECS, "TCP_DEFER_ACCEPT is {value}");
+
+        // The kernel holds a silent client for at least the option's second, then hands it over once it
+        // sends.
+        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let silent = listener.accept().map(|_| ()).map_err(|e| e.kind());
+        assert_eq!(silent, Err(io::ErrorKind::WouldBlock));
+        std::io::Write::write_all(&mut client, b"G").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while let Err(e) = listener.accept() {
+            assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+            assert!(Instant::now() < deadline, "not accepted after it sent a byte");
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }

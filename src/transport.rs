@@ -202,7 +202,7 @@ impl Plain {
 }
 
 /// Best effort: read what the client already sent (so that closing does not reset the connection and destroy
-/// the reply), send `reply` once, and end our side.
+/// the reply), send `reply` once unless it is empty, and end our side.
 fn refuse_on(socket: &mut TcpStream, reply: &[u8]) {
     let mut scratch = [0u8; 4096];
     for _ in 0..4 {
@@ -210,7 +210,9 @@ fn refuse_on(socket: &mut TcpStream, reply: &[u8]) {
             break;
         }
     }
-    let _ = socket.write(reply);
+    if !reply.is_empty() {
+        let _ = socket.write(reply);
+    }
     let _ = socket.shutdown(Shutdown::Write);
 }
 
@@ -350,6 +352,7 @@ mod tests {
         let (socket, peer) = listener.accept().unwrap();
         socket.set_nonblocking(true).unwrap();
         let mut plain = Plain::new(TcpStream::from_std(socket), peer, peer.ip());
+        // Unset, the option reads as the system-wide net.ipv4.tcp_notsent_lowat (unlimited by default).
         assert_ne!(sockopt::get(&plain.socket, TcpOption::NotSentLowat).unwrap(), UNSENT_LOWAT);
 
         let mut file = tempfile();
