@@ -51,6 +51,7 @@ pub struct FileCursor {
     /// The bytes of the file last found in the page cache, or just read in by a worker: sent without asking
     /// again until `trusted_until`.
     cached: Range<u64>,
+    /// When the page cache is asked about `cached` again; `None` before it was first asked.
     trusted_until: Option<Instant>,
     /// Every span goes through a worker's memory: the transport can't send a file, or the filesystem can't
     /// say what it has cached.

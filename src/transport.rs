@@ -354,16 +354,11 @@ mod tests {
         // Unset, the option reads as the system-wide net.ipv4.tcp_notsent_lowat (unlimited by default).
         assert_ne!(sockopt::get(&plain.socket, TcpOption::NotSentLowat).unwrap(), UNSENT_LOWAT);
 
-        let mut file = tempfile();
-        file.write_all(b"twelve bytes").unwrap();
+        let dir = crate::fuzzing::temp_dir("transport");
+        std::fs::write(dir.join("f"), b"twelve bytes").unwrap();
+        let file = File::open(dir.join("f")).unwrap();
         assert_eq!(plain.send_file(&file, 0, 12).unwrap(), 12);
         assert_eq!(sockopt::get(&plain.socket, TcpOption::NotSentLowat).unwrap(), UNSENT_LOWAT);
-    }
-
-    fn tempfile() -> File {
-        let path = std::env::temp_dir().join(format!("transport-{}", uuid::Uuid::new_v4()));
-        let file = File::options().read(true).write(true).create_new(true).open(&path).unwrap();
-        std::fs::remove_file(&path).unwrap();
-        file
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }
